@@ -1,0 +1,4 @@
+//! The client subcommands: `ingest` and `url`.
+
+pub mod ingest;
+pub mod url;

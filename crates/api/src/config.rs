@@ -1,0 +1,405 @@
+//! Command-line and environment options of `thumbfarm-api` (clap), and the
+//! runtime options of the HTTP API ([`ApiOptions`]) built from them.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use thumbfarm_shared::config::{LogArgs, QueueArgs, SizeArgs, StoreArgs, TokenArgs};
+
+/// The default `Cache-Control` of thumbnails: their URLs never change content.
+pub const DEFAULT_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+/// The default upload limit: 512 MiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
+
+/// thumbfarm API: cookie-free thumbnail URLs, on-demand rendering, ingest.
+#[derive(Parser, Debug)]
+#[command(name = "thumbfarm-api", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the HTTP API (and, in single-machine mode, run the worker in-process).
+    Serve(Box<ServeArgs>),
+    /// Upload files or folders (recursively) through a running API.
+    Ingest(IngestArgs),
+    /// Print a valid thumbnail URL for the configured token mode.
+    Url(UrlArgs),
+    /// Consume ingest events (`file.created`, S3 notifications) and enqueue pre-generation.
+    Planner(Box<crate::ingest_events::PlannerArgs>),
+    /// Find missing outputs from the manifests and enqueue them.
+    Backfill(Box<crate::backfill::BackfillArgs>),
+}
+
+/// Whether `serve` runs the ingest planner inside the API process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlannerMode {
+    /// On when neither a broker (`--amqp-url`) nor a bucket (`--s3-bucket`) is configured.
+    Auto,
+    /// Always.
+    On,
+    /// Never (run `thumbfarm-api planner` separately).
+    Off,
+}
+
+/// Whether `serve` runs the worker inside the API process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InProcessWorker {
+    /// On when neither a broker (`--amqp-url`) nor a bucket (`--s3-bucket`) is configured.
+    Auto,
+    /// Always.
+    On,
+    /// Never (jobs wait for separate worker processes).
+    Off,
+}
+
+/// Options of `thumbfarm-api serve`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "THUMBFARM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    #[command(flatten)]
+    pub tokens: TokenArgs,
+    #[command(flatten)]
+    pub sizes: SizeArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Encoder settings of the in-process worker (the worker binary's flags).
+    #[command(flatten, next_help_heading = "In-process worker")]
+    pub render: thumbfarm_worker::config::RenderArgs,
+    /// Job intake of the in-process worker (the worker binary's flags).
+    #[command(flatten, next_help_heading = "In-process worker")]
+    pub consumer: thumbfarm_worker::config::ConsumerArgs,
+    /// Tuning of the in-process planner (`--planner`).
+    #[command(flatten, next_help_heading = "In-process planner")]
+    pub planner: crate::ingest_events::PlannerTuningArgs,
+}
+
+impl ServeArgs {
+    /// Parses serve options from an argument list (without the program name),
+    /// with the environment as fallback: handy for tests and embedding.
+    pub fn try_from_args<I, T>(args: I) -> Result<ServeArgs, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let args = std::iter::once(std::ffi::OsString::from("thumbfarm-api"))
+            .chain(args.into_iter().map(Into::into));
+        Wrapper::try_parse_from(args).map(|w| w.serve)
+    }
+}
+
+/// The API's own serve options.
+#[derive(Args, Debug, Clone)]
+pub struct ApiArgs {
+    /// API keys for the preview list and ingest, comma-separated (sent as
+    /// `Authorization: Bearer <key>`). Unset: those routes answer 401.
+    #[arg(
+        long,
+        env = "THUMBFARM_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+    /// Seconds a thumbnail request waits for an on-demand render before 503.
+    #[arg(long, env = "THUMBFARM_WAIT_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
+    pub wait_timeout: Duration,
+    /// Seconds sent in `Retry-After` with a 503.
+    #[arg(long, env = "THUMBFARM_RETRY_AFTER", default_value = "5", value_parser = parse_seconds)]
+    pub retry_after: Duration,
+    /// How long a video request waits for a missing transcode before it answers 202 (0: never waits).
+    #[arg(long, env = "THUMBFARM_VIDEO_WAIT", default_value = "10", value_parser = parse_seconds)]
+    pub video_wait: Duration,
+    /// Only videos at most this long (seconds, when the duration is known) are waited for.
+    #[arg(long, env = "THUMBFARM_VIDEO_WAIT_MAX_DURATION", default_value = "30", value_parser = parse_seconds)]
+    pub video_wait_max_duration: Duration,
+    /// `Cache-Control` of served thumbnails and videos.
+    #[arg(long, env = "THUMBFARM_CACHE_CONTROL", default_value = DEFAULT_CACHE_CONTROL)]
+    pub cache_control: String,
+    /// Public base URL (`https://thumbs.example.com`) for absolute URLs in
+    /// preview lists and `url`; unset: relative URLs.
+    #[arg(long, env = "THUMBFARM_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Largest upload accepted by ingest, in bytes (larger: 413).
+    #[arg(long, env = "THUMBFARM_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
+    pub max_upload_bytes: u64,
+    /// Bytes of hot thumbnails kept in memory per replica (0: no cache).
+    #[arg(long, env = "THUMBFARM_CACHE_BYTES", default_value_t = DEFAULT_CACHE_BYTES)]
+    pub cache_bytes: u64,
+    /// Seconds a cached thumbnail or manifest is served from memory before the store is asked again.
+    #[arg(long, env = "THUMBFARM_CACHE_TTL", default_value = "300", value_parser = parse_seconds)]
+    pub cache_ttl: Duration,
+    /// Run the worker inside the API process: auto (single-machine mode only), on, off.
+    #[arg(long, env = "THUMBFARM_IN_PROCESS_WORKER", value_enum, default_value_t = InProcessWorker::Auto)]
+    pub in_process_worker: InProcessWorker,
+    /// Run the ingest planner inside the API process: auto (single-machine mode only), on, off.
+    #[arg(long, env = "THUMBFARM_PLANNER", value_enum, default_value_t = PlannerMode::Auto)]
+    pub planner: PlannerMode,
+    /// Serve the status page at `/` and `/api/v1/status` (they show recent
+    /// hashes and working thumbnail URLs; restrict or turn off where that matters).
+    #[arg(long, env = "THUMBFARM_STATUS_PAGE", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub status_page: bool,
+    /// Seconds between polls of the queue depths for /metrics.
+    #[arg(long, env = "THUMBFARM_QUEUE_STATS_INTERVAL", default_value = "5", value_parser = parse_seconds)]
+    pub queue_stats_interval: Duration,
+    /// Seconds to finish in-flight requests and jobs after SIGTERM or Ctrl-C.
+    #[arg(long, env = "THUMBFARM_SHUTDOWN_GRACE", default_value = "30", value_parser = parse_seconds)]
+    pub shutdown_grace: Duration,
+}
+
+/// Parses a number of seconds (fractions allowed, `0.5`).
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .trim_end_matches('s')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
+        return Err(format!("{s:?} must be between 0 and 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Normalizes a `--public-url`: must be http(s), no trailing slash.
+pub fn normalize_public_url(url: &str) -> Result<String, String> {
+    let url = url.trim().trim_end_matches('/');
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("{url:?} must start with http:// or https://"));
+    }
+    if url.contains(['?', '#', ' ']) {
+        return Err(format!(
+            "{url:?} must not contain a query, fragment or space"
+        ));
+    }
+    Ok(url.to_string())
+}
+
+/// Runtime options of the HTTP API.
+#[derive(Clone)]
+pub struct ApiOptions {
+    /// Accepted API keys (empty: every API-key route answers 401).
+    pub api_keys: Vec<String>,
+    /// How long a thumbnail request waits for an on-demand render.
+    pub wait_timeout: Duration,
+    /// `Retry-After` of 503 answers.
+    pub retry_after: Duration,
+    /// `Cache-Control` of served thumbnails.
+    pub cache_control: String,
+    /// How long a video request waits for a missing transcode (zero: answers 202 at once).
+    pub video_wait: Duration,
+    /// Longest video (by known duration) a request waits for.
+    pub video_wait_max_duration: Duration,
+    /// Base for absolute URLs (normalized, no trailing slash); `None`: relative.
+    pub public_url: Option<String>,
+    /// Largest upload accepted by ingest.
+    pub max_upload_bytes: u64,
+    /// Bytes of hot thumbnails kept in memory (0: none).
+    pub cache_bytes: u64,
+    /// How long a cached entry is served from memory.
+    pub cache_ttl: Duration,
+    /// Whether `/` and `/api/v1/status` are served.
+    pub status_page: bool,
+}
+
+impl std::fmt::Debug for ApiOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiOptions")
+            .field(
+                "api_keys",
+                &format_args!("<{} redacted>", self.api_keys.len()),
+            )
+            .field("wait_timeout", &self.wait_timeout)
+            .field("retry_after", &self.retry_after)
+            .field("cache_control", &self.cache_control)
+            .field("video_wait", &self.video_wait)
+            .field("video_wait_max_duration", &self.video_wait_max_duration)
+            .field("public_url", &self.public_url)
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("cache_bytes", &self.cache_bytes)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("status_page", &self.status_page)
+            .finish()
+    }
+}
+
+/// Default bytes of the in-memory thumbnail cache (256 MiB).
+pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        ApiOptions {
+            api_keys: Vec::new(),
+            wait_timeout: Duration::from_secs(10),
+            retry_after: Duration::from_secs(5),
+            cache_control: DEFAULT_CACHE_CONTROL.to_string(),
+            video_wait: Duration::from_secs(10),
+            video_wait_max_duration: Duration::from_secs(30),
+            public_url: None,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            cache_ttl: Duration::from_secs(300),
+            status_page: true,
+        }
+    }
+}
+
+/// An API option that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid option {option}: {message}")]
+pub struct OptionError {
+    /// The flag.
+    pub option: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ApiArgs {
+    /// The validated runtime options.
+    pub fn options(&self) -> Result<ApiOptions, OptionError> {
+        let err = |option, message: String| OptionError { option, message };
+        let public_url = self
+            .public_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .map(normalize_public_url)
+            .transpose()
+            .map_err(|m| err("--public-url", m))?;
+        axum::http::HeaderValue::from_str(&self.cache_control)
+            .map_err(|_| err("--cache-control", "not a valid header value".into()))?;
+        let api_keys: Vec<String> = self
+            .api_keys
+            .iter()
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .collect();
+        if api_keys.iter().any(|k| k.len() < 16) {
+            return Err(err(
+                "--api-keys",
+                "every key must be at least 16 characters".into(),
+            ));
+        }
+        if self.wait_timeout.is_zero() {
+            return Err(err("--wait-timeout", "must be more than 0".into()));
+        }
+        if self.max_upload_bytes == 0 {
+            return Err(err("--max-upload-bytes", "must be more than 0".into()));
+        }
+        Ok(ApiOptions {
+            api_keys,
+            wait_timeout: self.wait_timeout,
+            retry_after: self.retry_after.max(Duration::from_secs(1)),
+            cache_control: self.cache_control.clone(),
+            video_wait: self.video_wait,
+            video_wait_max_duration: self.video_wait_max_duration,
+            public_url,
+            max_upload_bytes: self.max_upload_bytes,
+            cache_bytes: self.cache_bytes,
+            cache_ttl: self.cache_ttl,
+            status_page: self.status_page,
+        })
+    }
+}
+
+/// Options of `thumbfarm-api ingest`.
+#[derive(Args, Debug, Clone)]
+pub struct IngestArgs {
+    /// Files or folders (walked recursively; hidden files are skipped).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Base URL of a running thumbfarm API.
+    #[arg(
+        long,
+        env = "THUMBFARM_API_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub api_url: String,
+    /// API key (one of the server's `--api-keys`).
+    #[arg(long, env = "THUMBFARM_API_KEY", hide_env_values = true)]
+    pub api_key: String,
+    /// Uploads in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub jobs: usize,
+    /// Do not draw a progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Options of `thumbfarm-api url`.
+#[derive(Args, Debug, Clone)]
+pub struct UrlArgs {
+    /// The asset hash (SHA-1 of the original, 40 lowercase hex characters).
+    pub hash: String,
+    /// The size name (`fit_720`, `tile_224`, …), or `avc` for a video's transcode.
+    pub size: String,
+    #[command(flatten)]
+    pub tokens: TokenArgs,
+    #[command(flatten)]
+    pub sizes: SizeArgs,
+    /// Public base URL; unset: a relative URL.
+    #[arg(long, env = "THUMBFARM_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_defaults() {
+        let args = ServeArgs::try_from_args(Vec::<String>::new()).unwrap();
+        assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
+        let o = args.api.options().unwrap();
+        assert_eq!(o.wait_timeout, Duration::from_secs(10));
+        assert_eq!(o.cache_control, DEFAULT_CACHE_CONTROL);
+        assert_eq!(o.max_upload_bytes, 512 * 1024 * 1024);
+        assert_eq!(args.api.in_process_worker, InProcessWorker::Auto);
+    }
+
+    #[test]
+    fn bad_options_are_named() {
+        let args = ServeArgs::try_from_args(["--public-url", "ftp://x"]).unwrap();
+        assert_eq!(args.api.options().unwrap_err().option, "--public-url");
+        let args = ServeArgs::try_from_args(["--api-keys", "short"]).unwrap();
+        assert_eq!(args.api.options().unwrap_err().option, "--api-keys");
+        assert!(ServeArgs::try_from_args(["--wait-timeout", "soon"]).is_err());
+        let args = ServeArgs::try_from_args([
+            "--public-url",
+            "https://t.example/",
+            "--wait-timeout",
+            "0.25",
+        ])
+        .unwrap();
+        let o = args.api.options().unwrap();
+        assert_eq!(o.public_url.as_deref(), Some("https://t.example"));
+        assert_eq!(o.wait_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn cli_parses_subcommands() {
+        let cli = Cli::try_parse_from(["x", "url", "abc", "fit_720"]).unwrap();
+        assert!(matches!(cli.command, Command::Url(_)));
+        let cli = Cli::try_parse_from(["x", "ingest", "a", "b", "--api-key", "k"]).unwrap();
+        assert!(matches!(cli.command, Command::Ingest(ref a) if a.paths.len() == 2));
+        assert!(
+            Cli::try_parse_from(["x", "ingest", "a"]).is_err()
+                || std::env::var("THUMBFARM_API_KEY").is_ok()
+        );
+    }
+}

@@ -1,0 +1,562 @@
+//! The on-demand coordinator: one render job and one wait per asset and
+//! replica, however many requests miss at once.
+//!
+//! A request that misses calls [`Coordinator::request`], which either joins
+//! the job already in flight for the asset or registers a new one (the
+//! waiters' channel exists *before* the job is published, so its event cannot
+//! be missed) and publishes it on `render.ondemand`. One pair of background
+//! subscriptions per replica (`rendered.*` and `failed.*` on
+//! `thumbfarm.events`) fans the events out to the waiters. Since an event may
+//! come from another job (a bulk job, another replica's job), a woken waiter
+//! must check the store again before it serves.
+
+use crate::planner;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use thumbfarm_shared::manifest::Manifest;
+use thumbfarm_shared::messages::Event;
+use thumbfarm_shared::queue::{EventStream, Queue, QueueError};
+use thumbfarm_shared::sizes::{Size, SizeLimits};
+use thumbfarm_shared::AssetHash;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// What the waiters of an asset were last told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// Nothing yet.
+    Pending,
+    /// Some sizes of the asset were stored (by any job).
+    Rendered(Vec<Size>),
+    /// A job of the asset failed for good.
+    Failed {
+        /// The worker's reason.
+        reason: String,
+        /// Whether retrying cannot help (undecodable, over the limits).
+        permanent: bool,
+    },
+}
+
+/// The job in flight for one asset.
+struct Inflight {
+    id: u64,
+    tx: watch::Sender<Signal>,
+    /// The sizes requested from the worker so far.
+    sizes: Vec<Size>,
+    /// Whether `sizes` were resolved for the original (its dimensions were known).
+    resolved: bool,
+    /// When the last job for it was published.
+    published: Instant,
+}
+
+/// Shared between the coordinator and its listener tasks.
+#[derive(Default)]
+struct Shared {
+    inflight: Mutex<HashMap<AssetHash, Inflight>>,
+    /// Transcodes in flight, by asset (the format is always `avc`).
+    transcodes: Mutex<HashMap<AssetHash, TranscodeInflight>>,
+}
+
+/// The transcode in flight for one asset.
+struct TranscodeInflight {
+    tx: watch::Sender<Signal>,
+    /// When the job was last published.
+    published: Instant,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, HashMap<AssetHash, Inflight>> {
+        // A panic while holding the lock leaves the map consistent (every
+        // operation is a single insert/remove), so poisoning is ignored.
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn transcodes(&self) -> MutexGuard<'_, HashMap<AssetHash, TranscodeInflight>> {
+        self.transcodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Fans one event out to the waiters of its asset.
+    fn dispatch(&self, event: Event) {
+        match &event {
+            Event::Transcoded { hash, .. } => {
+                if let Some(entry) = self.transcodes().remove(hash) {
+                    entry.tx.send_replace(Signal::Rendered(Vec::new()));
+                }
+                return;
+            }
+            Event::Failed {
+                hash,
+                reason,
+                permanent,
+                ..
+            } => {
+                if let Some(entry) = self.transcodes().remove(hash) {
+                    entry.tx.send_replace(Signal::Failed {
+                        reason: reason.clone(),
+                        permanent: *permanent,
+                    });
+                }
+            }
+            _ => {}
+        }
+        let mut map = self.lock();
+        match event {
+            Event::Rendered { hash, sizes, .. } => {
+                let covered = match map.get(&hash) {
+                    None => return,
+                    Some(entry) => !entry.resolved || entry.sizes.iter().all(|s| sizes.contains(s)),
+                };
+                tracing::debug!(%hash, ?sizes, covered, "rendered event");
+                if covered {
+                    if let Some(entry) = map.remove(&hash) {
+                        entry.tx.send_replace(Signal::Rendered(sizes));
+                    }
+                } else if let Some(entry) = map.get(&hash) {
+                    entry.tx.send_replace(Signal::Rendered(sizes));
+                }
+            }
+            Event::Failed {
+                hash,
+                reason,
+                permanent,
+                ..
+            } => {
+                if let Some(entry) = map.remove(&hash) {
+                    tracing::debug!(%hash, %reason, permanent, "failed event");
+                    entry.tx.send_replace(Signal::Failed { reason, permanent });
+                }
+            }
+            Event::Transcoded { .. } | Event::Progress { .. } => {}
+        }
+    }
+}
+
+/// A place in the wait for an asset's job.
+#[derive(Debug)]
+pub struct Ticket {
+    rx: watch::Receiver<Signal>,
+    /// Whether this request published a job.
+    pub published: bool,
+}
+
+impl Ticket {
+    /// Waits for the next signal about the asset. A closed channel (the
+    /// entry was dropped without a word) reads as `Rendered(vec![])`: check
+    /// the store again.
+    pub async fn next(&mut self) -> Signal {
+        match self.rx.changed().await {
+            Ok(()) => self.rx.borrow_and_update().clone(),
+            Err(_) => Signal::Rendered(Vec::new()),
+        }
+    }
+
+    /// Whether no more signals can come (the job's entry is gone).
+    pub fn is_closed(&self) -> bool {
+        self.rx.has_changed().is_err()
+    }
+}
+
+/// The event subscriptions of a replica.
+struct Listeners {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Listeners {
+    fn alive(&self) -> bool {
+        self.tasks.iter().all(|t| !t.is_finished())
+    }
+}
+
+/// The on-demand coordinator of one API replica.
+pub struct Coordinator {
+    queue: Arc<dyn Queue>,
+    limits: SizeLimits,
+    shared: Arc<Shared>,
+    listeners: tokio::sync::Mutex<Option<Listeners>>,
+    next_id: std::sync::atomic::AtomicU64,
+    /// An entry older than this gets its job published again (the job was
+    /// lost, or its event was).
+    republish_after: Duration,
+    cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("inflight", &self.shared.lock().len())
+            .finish()
+    }
+}
+
+/// Above this many entries, stale ones are purged when a new one is added.
+const PURGE_ABOVE: usize = 1024;
+
+/// The binding keys the coordinator subscribes to.
+pub const BINDINGS: [&str; 3] = ["rendered.*", "transcoded.*", "failed.*"];
+
+impl Coordinator {
+    /// A coordinator publishing on `queue`. A job whose event did not come
+    /// within `republish_after` is published again by the next request.
+    pub fn new(queue: Arc<dyn Queue>, limits: SizeLimits, republish_after: Duration) -> Self {
+        Coordinator {
+            queue,
+            limits,
+            shared: Arc::new(Shared::default()),
+            listeners: tokio::sync::Mutex::new(None),
+            next_id: std::sync::atomic::AtomicU64::new(1),
+            republish_after,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Starts the event subscriptions, unless they are running. Called before
+    /// every publish, so that a subscription that ended is made again.
+    pub async fn ensure_listening(&self) -> Result<(), QueueError> {
+        let mut guard = self.listeners.lock().await;
+        if guard.as_ref().is_some_and(Listeners::alive) {
+            return Ok(());
+        }
+        if let Some(old) = guard.take() {
+            tracing::warn!("event subscription ended; subscribing again");
+            for t in old.tasks {
+                t.abort();
+            }
+        }
+        let mut tasks = Vec::new();
+        for binding in BINDINGS {
+            let stream = match self.queue.subscribe(binding).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    for t in tasks {
+                        JoinHandle::abort(&t);
+                    }
+                    return Err(e);
+                }
+            };
+            tasks.push(tokio::spawn(listen(
+                binding,
+                stream,
+                Arc::clone(&self.shared),
+                self.cancel.clone(),
+            )));
+        }
+        tracing::debug!(bindings = ?BINDINGS, "subscribed to events");
+        *guard = Some(Listeners { tasks });
+        Ok(())
+    }
+
+    /// Joins or starts the render of `target` (resolved for the original when
+    /// `manifest` has its dimensions) and returns the ticket to wait on.
+    pub async fn request(&self, manifest: &Manifest, target: Size) -> Result<Ticket, QueueError> {
+        let hash = manifest.hash;
+        // What to publish, decided under the lock; published after it.
+        let (ticket, job, id) = {
+            let mut map = self.shared.lock();
+            match map.get_mut(&hash) {
+                Some(entry) => {
+                    let rx = entry.tx.subscribe();
+                    if entry.published.elapsed() > self.republish_after {
+                        tracing::info!(%hash, "on-demand job without an event; publishing it again");
+                        let job = planner::ondemand_job(&self.limits, manifest, target);
+                        entry.published = Instant::now();
+                        entry.resolved = manifest.has_dimensions();
+                        entry.sizes = job_sizes(&job);
+                        (
+                            Ticket {
+                                rx,
+                                published: true,
+                            },
+                            Some(job),
+                            entry.id,
+                        )
+                    } else if !entry.sizes.contains(&target) {
+                        // Another size of an asset already being rendered.
+                        let job = planner::PlannedJob::Render(
+                            thumbfarm_shared::queue::topology::routing::RENDER_ONDEMAND,
+                            planner::render_job(manifest, vec![target]),
+                        );
+                        entry.sizes.push(target);
+                        (
+                            Ticket {
+                                rx,
+                                published: true,
+                            },
+                            Some(job),
+                            entry.id,
+                        )
+                    } else {
+                        (
+                            Ticket {
+                                rx,
+                                published: false,
+                            },
+                            None,
+                            entry.id,
+                        )
+                    }
+                }
+                None => {
+                    if map.len() >= PURGE_ABOVE {
+                        // Entries whose event never came: drop them (their
+                        // waiters, if any, wake up and look again).
+                        let horizon = self.republish_after.saturating_mul(4);
+                        map.retain(|_, e| e.published.elapsed() < horizon);
+                    }
+                    let job = planner::ondemand_job(&self.limits, manifest, target);
+                    let (tx, rx) = watch::channel(Signal::Pending);
+                    let id = self
+                        .next_id
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    map.insert(
+                        hash,
+                        Inflight {
+                            id,
+                            tx,
+                            sizes: job_sizes(&job),
+                            resolved: manifest.has_dimensions(),
+                            published: Instant::now(),
+                        },
+                    );
+                    (
+                        Ticket {
+                            rx,
+                            published: true,
+                        },
+                        Some(job),
+                        id,
+                    )
+                }
+            }
+        };
+        let Some(job) = job else {
+            return Ok(ticket);
+        };
+        let result = match self.ensure_listening().await {
+            Ok(()) => job.publish(self.queue.as_ref()).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                tracing::debug!(%hash, %target, "published on-demand job");
+                Ok(ticket)
+            }
+            Err(e) => {
+                tracing::warn!(%hash, error = %e, "publishing on-demand job failed");
+                let mut map = self.shared.lock();
+                if map.get(&hash).is_some_and(|entry| entry.id == id) {
+                    if let Some(entry) = map.remove(&hash) {
+                        entry.tx.send_replace(Signal::Failed {
+                            reason: "queue unavailable".into(),
+                            permanent: false,
+                        });
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Joins or starts the `avc` transcode of the video `manifest` describes
+    /// and returns the ticket to wait on (`Rendered` once it is stored).
+    pub async fn request_transcode(&self, manifest: &Manifest) -> Result<Ticket, QueueError> {
+        let hash = manifest.hash;
+        let (ticket, publish) = {
+            let mut map = self.shared.transcodes();
+            match map.get_mut(&hash) {
+                Some(entry) if entry.published.elapsed() <= self.republish_after => (
+                    Ticket {
+                        rx: entry.tx.subscribe(),
+                        published: false,
+                    },
+                    false,
+                ),
+                Some(entry) => {
+                    tracing::info!(%hash, "transcode without an event; publishing it again");
+                    entry.published = Instant::now();
+                    (
+                        Ticket {
+                            rx: entry.tx.subscribe(),
+                            published: true,
+                        },
+                        true,
+                    )
+                }
+                None => {
+                    if map.len() >= PURGE_ABOVE {
+                        let horizon = self.republish_after.saturating_mul(4);
+                        map.retain(|_, e| e.published.elapsed() < horizon);
+                    }
+                    let (tx, rx) = watch::channel(Signal::Pending);
+                    map.insert(
+                        hash,
+                        TranscodeInflight {
+                            tx,
+                            published: Instant::now(),
+                        },
+                    );
+                    (
+                        Ticket {
+                            rx,
+                            published: true,
+                        },
+                        true,
+                    )
+                }
+            }
+        };
+        if !publish {
+            return Ok(ticket);
+        }
+        let job = planner::PlannedJob::Transcode(planner::transcode_job(&hash, manifest));
+        let result = match self.ensure_listening().await {
+            Ok(()) => job.publish(self.queue.as_ref()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(%hash, error = %e, "publishing transcode job failed");
+            if let Some(entry) = self.shared.transcodes().remove(&hash) {
+                entry.tx.send_replace(Signal::Failed {
+                    reason: "queue unavailable".into(),
+                    permanent: false,
+                });
+            }
+            return Err(e);
+        }
+        tracing::debug!(%hash, "published transcode job");
+        Ok(ticket)
+    }
+
+    /// Assets with a job in flight (for tests and debugging).
+    pub fn inflight(&self) -> usize {
+        self.shared.lock().len()
+    }
+
+    /// Stops the event subscriptions.
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+fn job_sizes(job: &planner::PlannedJob) -> Vec<Size> {
+    match job {
+        planner::PlannedJob::Render(_, job) => job.sizes.clone(),
+        planner::PlannedJob::Transcode(_) => Vec::new(),
+    }
+}
+
+/// One subscription: parses events and hands them to the waiters.
+async fn listen(
+    binding: &'static str,
+    mut stream: Box<dyn EventStream>,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let message = tokio::select! {
+            _ = cancel.cancelled() => return,
+            m = stream.next() => m,
+        };
+        let Some(message) = message else {
+            tracing::warn!(binding, "event subscription closed");
+            return;
+        };
+        match serde_json::from_slice::<Event>(&message.body) {
+            Ok(event) => shared.dispatch(event),
+            Err(e) => tracing::debug!(
+                routing_key = %message.routing_key,
+                error = %e,
+                "ignoring malformed event"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use thumbfarm_shared::messages::V1;
+
+    fn entry(sizes: Vec<Size>, resolved: bool) -> (Inflight, watch::Receiver<Signal>) {
+        let (tx, rx) = watch::channel(Signal::Pending);
+        (
+            Inflight {
+                id: 1,
+                tx,
+                sizes,
+                resolved,
+                published: Instant::now(),
+            },
+            rx,
+        )
+    }
+
+    #[test]
+    fn events_for_part_of_a_resolved_job_keep_it() {
+        let shared = Shared::default();
+        let hash = AssetHash::of_bytes(b"a");
+        let (e, mut rx) = entry(vec![Size::Fit720, Size::Left224], true);
+        shared.lock().insert(hash, e);
+        shared.dispatch(Event::Rendered {
+            v: V1,
+            hash,
+            sizes: vec![Size::Fit720],
+        });
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(
+            *rx.borrow_and_update(),
+            Signal::Rendered(vec![Size::Fit720])
+        );
+        assert_eq!(shared.lock().len(), 1);
+        shared.dispatch(Event::Rendered {
+            v: V1,
+            hash,
+            sizes: vec![Size::Fit720, Size::Left224],
+        });
+        assert_eq!(shared.lock().len(), 0);
+    }
+
+    #[test]
+    fn unresolved_jobs_end_with_any_event_and_failures_end_all() {
+        let shared = Shared::default();
+        let hash = AssetHash::of_bytes(b"a");
+        let (e, _rx) = entry(vec![Size::Fit7680], false);
+        shared.lock().insert(hash, e);
+        shared.dispatch(Event::Rendered {
+            v: V1,
+            hash,
+            sizes: vec![Size::Fit4096],
+        });
+        assert_eq!(shared.lock().len(), 0);
+        let (e, rx) = entry(vec![Size::Fit720], true);
+        shared.lock().insert(hash, e);
+        shared.dispatch(Event::Failed {
+            v: V1,
+            hash,
+            reason: "bad".into(),
+            permanent: true,
+        });
+        assert_eq!(shared.lock().len(), 0);
+        assert_eq!(
+            *rx.borrow(),
+            Signal::Failed {
+                reason: "bad".into(),
+                permanent: true
+            }
+        );
+        // Events for other assets are ignored.
+        shared.dispatch(Event::Failed {
+            v: V1,
+            hash,
+            reason: "x".into(),
+            permanent: true,
+        });
+    }
+}

@@ -1,0 +1,397 @@
+//! `POST /api/v1/ingest` (API key): the request body is the original file.
+//!
+//! The body is streamed into a temporary file while its SHA-1 is computed;
+//! the original is stored under `originals/…/<sha1>.<ext>`, its manifest
+//! written (dimensions 0 until the worker knows them), and the
+//! pre-generation jobs published. Uploading bytes that are already known is a
+//! no-op that answers 200 with the same hash.
+
+use crate::app::AppState;
+use crate::auth::check_api_key;
+use crate::error::ApiError;
+use crate::planner;
+use crate::routes::load_manifest;
+use crate::routes::previews::{preview_list, Preview};
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use thumbfarm_shared::hash::HashingReader;
+use thumbfarm_shared::manifest::{media_type_for_extension, sniff_media_type, Manifest};
+use thumbfarm_shared::messages::{SourceRef, V1};
+use tokio::io::AsyncWriteExt;
+
+/// Query parameters of the ingest route.
+#[derive(Debug, Default, Deserialize)]
+pub struct IngestQuery {
+    /// The original file name (for its extension, when sniffing fails).
+    pub name: Option<String>,
+}
+
+/// The answer of the ingest route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestResponse {
+    /// The asset hash (SHA-1 of the bytes).
+    pub hash: String,
+    /// The media type (sniffed from the bytes, else from the name).
+    pub media_type: String,
+    /// Whether the asset was new.
+    pub new: bool,
+    /// The previews known now (see the preview list).
+    pub previews: Vec<Preview>,
+}
+
+/// The extension stored for a media type.
+pub fn extension_for_media_type(media_type: &str) -> Option<&'static str> {
+    Some(match media_type {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        "image/tiff" => "tif",
+        "image/bmp" => "bmp",
+        "image/heif" => "heic",
+        "image/avif" => "avif",
+        "image/x-adobe-dng" => "dng",
+        "video/mp4" => "mp4",
+        "video/quicktime" => "mov",
+        "video/x-msvideo" => "avi",
+        "video/webm" => "webm",
+        "video/x-matroska" => "mkv",
+        _ => return None,
+    })
+}
+
+/// The file name in a `Content-Disposition` header (`filename="a.jpg"`,
+/// `filename=a.jpg`, or `filename*=UTF-8''a.jpg`).
+pub fn content_disposition_name(value: &str) -> Option<String> {
+    let mut plain = None;
+    for part in value.split(';').map(str::trim) {
+        let Some((key, val)) = part.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().to_ascii_lowercase();
+        let val = val.trim();
+        if key == "filename*" {
+            if let Some((_, encoded)) = val.split_once("''") {
+                return Some(percent_decode(encoded));
+            }
+        } else if key == "filename" {
+            plain = Some(val.trim_matches('"').to_string());
+        }
+    }
+    plain.filter(|n| !n.is_empty())
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(h * 16 + l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The extension of a file name, if any.
+fn name_extension(name: &str) -> Option<String> {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let (_, ext) = base.rsplit_once('.')?;
+    Some(ext.to_ascii_lowercase()).filter(|e| !e.is_empty())
+}
+
+/// Media type and stored extension: sniffed from the bytes, else from the name.
+pub fn classify(head: &[u8], name: Option<&str>) -> (String, String) {
+    let by_name = name.and_then(name_extension);
+    if let Some(media_type) = sniff_media_type(head) {
+        let ext = extension_for_media_type(media_type).unwrap_or("bin");
+        return (media_type.to_string(), ext.to_string());
+    }
+    match by_name {
+        Some(ext) => (media_type_for_extension(&ext).to_string(), ext),
+        None => ("application/octet-stream".to_string(), "bin".to_string()),
+    }
+}
+
+/// The current time as RFC 3339 (UTC, seconds).
+pub fn rfc3339_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    rfc3339(secs)
+}
+
+/// Formats seconds since the epoch as RFC 3339 in UTC.
+pub fn rfc3339(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// What was received.
+struct Received {
+    path: tempfile::TempPath,
+    hash: thumbfarm_shared::AssetHash,
+    bytes: u64,
+    head: Vec<u8>,
+}
+
+/// Streams the body into a temporary file, hashing it and enforcing `limit`.
+async fn receive(body: Body, limit: u64) -> Result<Received, ApiError> {
+    let io = |e: std::io::Error| ApiError::Unavailable(format!("temporary file: {e}"));
+    let (file, path) = tempfile::Builder::new()
+        .prefix("thumbfarm-upload-")
+        .tempfile()
+        .map_err(io)?
+        .into_parts();
+    let mut file = tokio::fs::File::from_std(file);
+    let mut hasher = HashingReader::new();
+    let mut head = Vec::with_capacity(64);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?;
+        if hasher.bytes() + chunk.len() as u64 > limit {
+            return Err(ApiError::TooLarge { limit });
+        }
+        if head.len() < 64 {
+            let take = (64 - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).await.map_err(io)?;
+    }
+    file.flush().await.map_err(io)?;
+    file.sync_all().await.map_err(io)?;
+    drop(file);
+    let bytes = hasher.bytes();
+    if bytes == 0 {
+        return Err(ApiError::BadRequest(
+            "empty body: send the file as the request body".into(),
+        ));
+    }
+    Ok(Received {
+        path,
+        hash: hasher.finish(),
+        bytes,
+        head,
+    })
+}
+
+/// `POST /api/v1/ingest`.
+pub async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<IngestQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
+) -> Response {
+    match ingest_inner(&state, &headers, query, body).await {
+        Ok(response) => response,
+        Err(e) => {
+            state.metrics().ingest(match e {
+                ApiError::Unavailable(_) => "error",
+                _ => "rejected",
+            });
+            e.into_response()
+        }
+    }
+}
+
+async fn ingest_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Result<Query<IngestQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_api_key(&state.options().api_keys, headers)?;
+    let Ok(Query(query)) = query else {
+        return Err(ApiError::BadRequest("malformed query string".into()));
+    };
+    let limit = state.options().max_upload_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::TooLarge { limit });
+    }
+    let name = query.name.or_else(|| {
+        headers
+            .get(header::CONTENT_DISPOSITION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(content_disposition_name)
+    });
+    let received = receive(body, limit).await?;
+    let hash = received.hash;
+    let unavailable = |e: &dyn std::fmt::Display| ApiError::Unavailable(e.to_string());
+
+    if let Some(manifest) = load_manifest(state, &hash)
+        .await
+        .map_err(|e| unavailable(&e))?
+    {
+        tracing::info!(%hash, "upload of a known asset");
+        state.metrics().ingest("known");
+        return Ok(answer(state, &manifest, false));
+    }
+
+    let (media_type, ext) = classify(&received.head, name.as_deref());
+    let layout = state.layout();
+    let original_key = layout.original(&hash, &ext);
+    let store = state.store();
+    store
+        .put_file(&original_key, &received.path, &media_type)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let now = rfc3339_now();
+    let manifest = Manifest {
+        v: V1,
+        hash,
+        original: SourceRef {
+            bucket: None,
+            key: original_key.clone(),
+        },
+        media_type: media_type.clone(),
+        bytes: received.bytes,
+        width: 0,
+        height: 0,
+        duration_ms: None,
+        outputs: BTreeMap::new(),
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    // The manifest goes first, so that a worker finishing a job merges into it
+    // instead of being overwritten by it.
+    let manifest_key = layout.manifest(&hash);
+    store
+        .put(&manifest_key, manifest.to_json().into(), "application/json")
+        .await
+        .map_err(|e| unavailable(&e))?;
+    for job in planner::ingest_jobs(state.limits(), &manifest) {
+        if let Err(e) = job.publish(state.queue().as_ref()).await {
+            // Without its jobs the asset would look known and never render:
+            // forget the manifest so that uploading again retries.
+            if let Err(del) = store.delete(&manifest_key).await {
+                tracing::error!(%hash, error = %del, "could not remove manifest after failed publish");
+            }
+            return Err(unavailable(&e));
+        }
+        state.metrics().job_published(job.routing_key());
+    }
+    tracing::info!(%hash, %media_type, bytes = received.bytes, key = %original_key, "ingested");
+    state.metrics().ingest("new");
+    Ok(answer(state, &manifest, true))
+}
+
+fn answer(state: &AppState, manifest: &Manifest, new: bool) -> Response {
+    let body = IngestResponse {
+        hash: manifest.hash.to_string(),
+        media_type: manifest.media_type.clone(),
+        new,
+        previews: preview_list(
+            state.tokens(),
+            state.limits(),
+            state.options().public_url.as_deref(),
+            manifest,
+        ),
+    };
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = (status, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/previews/{}", manifest.hash)) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_content_disposition() {
+        assert_eq!(
+            content_disposition_name("attachment; filename=\"a b.JPG\""),
+            Some("a b.JPG".into())
+        );
+        assert_eq!(
+            content_disposition_name("inline; filename=x.png"),
+            Some("x.png".into())
+        );
+        assert_eq!(
+            content_disposition_name(
+                "attachment; filename=\"x\"; filename*=UTF-8''%C3%A9t%C3%A9.heic"
+            ),
+            Some("été.heic".into())
+        );
+        assert_eq!(content_disposition_name("attachment"), None);
+    }
+
+    #[test]
+    fn classify_prefers_bytes() {
+        assert_eq!(
+            classify(b"\xFF\xD8\xFF\xE0", Some("x.png")),
+            ("image/jpeg".into(), "jpg".into())
+        );
+        assert_eq!(
+            classify(b"????", Some("dir/x.HEIC")),
+            ("image/heif".into(), "heic".into())
+        );
+        assert_eq!(
+            classify(b"????", None),
+            ("application/octet-stream".into(), "bin".into())
+        );
+        assert_eq!(
+            classify(b"\0\0\0\x18ftypisom", None),
+            ("video/mp4".into(), "mp4".into())
+        );
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+}

@@ -1,0 +1,195 @@
+//! `GET /api/v1/previews/{hash}`: the FotoWeb-shaped preview list (API key).
+
+use crate::app::AppState;
+use crate::auth::check_api_key;
+use crate::error::ApiError;
+use crate::routes::load_manifest;
+use crate::urls::thumb_url;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use thumbfarm_shared::manifest::Manifest;
+use thumbfarm_shared::sizes::{self, Method, Plan, Size, SizeLimits};
+use thumbfarm_shared::tokens::TokenPolicy;
+use thumbfarm_shared::AssetHash;
+
+/// One entry of a preview list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preview {
+    /// The size name (`fit_720`).
+    pub name: String,
+    /// max(width, height) of the actual pixels.
+    pub size: u32,
+    /// Pixel width.
+    pub width: u32,
+    /// Pixel height.
+    pub height: u32,
+    /// A ready URL with a valid token (relative, or absolute with `--public-url`).
+    pub href: String,
+    /// Whether width == height.
+    pub square: bool,
+}
+
+/// The previews available for an asset: every size within the dynamic limit
+/// that exists for the original, resolved (a fit size larger than the
+/// original is listed once, as the size that actually serves it), with the
+/// exact output pixels. While the original's dimensions are not known yet
+/// (just ingested), only the sizes whose pixels do not depend on it are
+/// listed (`colors` and the centre tiles).
+pub fn preview_list(
+    tokens: &TokenPolicy,
+    limits: &SizeLimits,
+    public_url: Option<&str>,
+    manifest: &Manifest,
+) -> Vec<Preview> {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for size in Size::ALL {
+        if !limits.allows_on_request(size) {
+            continue;
+        }
+        let (resolved, width, height) = if manifest.has_dimensions() {
+            let Some(resolved) = sizes::resolve(size, manifest.width, manifest.height) else {
+                continue;
+            };
+            match sizes::plan(resolved, manifest.width, manifest.height) {
+                Plan::Render(g) => (resolved, g.width, g.height),
+                Plan::ServeAs(_) | Plan::NotApplicable => continue,
+            }
+        } else {
+            let spec = size.spec();
+            if !matches!(spec.method, Method::FillCenter | Method::Colors) {
+                continue;
+            }
+            (size, spec.width, spec.height)
+        };
+        if seen.contains(&resolved) {
+            continue;
+        }
+        seen.push(resolved);
+        out.push(Preview {
+            name: resolved.name().to_string(),
+            size: width.max(height),
+            width,
+            height,
+            href: thumb_url(tokens, public_url, &manifest.hash, resolved),
+            square: width == height,
+        });
+    }
+    out
+}
+
+/// The preview list handler.
+pub async fn preview_list_handler(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    check_api_key(&state.options().api_keys, headers)?;
+    let Ok(Path(hash)) = path else {
+        return Err(ApiError::BadRequest("malformed hash".into()));
+    };
+    let hash = AssetHash::parse(&hash).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let manifest = load_manifest(state, &hash)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .ok_or(ApiError::NotFound)?;
+    let list = preview_list(
+        state.tokens(),
+        state.limits(),
+        state.options().public_url.as_deref(),
+        &manifest,
+    );
+    let mut response = Json(list).into_response();
+    // Signed URLs are per-caller material: keep them out of shared caches.
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    Ok(response)
+}
+
+/// `GET /api/v1/previews/{hash}`.
+pub async fn preview_list_route(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    match preview_list_handler(&state, &headers, path).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use thumbfarm_shared::messages::{SourceRef, V1};
+
+    fn manifest(w: u32, h: u32) -> Manifest {
+        Manifest {
+            v: V1,
+            hash: AssetHash::of_bytes(b"x"),
+            original: SourceRef {
+                bucket: None,
+                key: "originals/x.jpg".into(),
+            },
+            media_type: "image/jpeg".into(),
+            bytes: 1,
+            width: w,
+            height: h,
+            duration_ms: None,
+            outputs: BTreeMap::new(),
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn landscape_list() {
+        let list = preview_list(
+            &TokenPolicy::Public,
+            &SizeLimits::default(),
+            None,
+            &manifest(4000, 3000),
+        );
+        let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names.len(), 16, "{names:?}: fit_7680 is served as fit_4096");
+        assert!(!names.contains(&"fit_7680"));
+        let fit = list.iter().find(|p| p.name == "fit_1920").unwrap();
+        assert_eq!(
+            (fit.width, fit.height, fit.size, fit.square),
+            (1600, 1200, 1600, false)
+        );
+        let tile = list.iter().find(|p| p.name == "tile_224").unwrap();
+        assert!(tile.square && tile.size == 224);
+        assert!(tile.href.ends_with("/public/tile_224"));
+    }
+
+    #[test]
+    fn square_small_and_limited() {
+        let limits = SizeLimits::new(720, 720);
+        let list = preview_list(
+            &TokenPolicy::Public,
+            &limits,
+            Some("https://t.example"),
+            &manifest(500, 500),
+        );
+        let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["colors", "tile_50", "tile_100", "tile_224", "fit_720", "tile_500"]
+        );
+        assert!(list[0].href.starts_with("https://t.example/api/v1/t/"));
+        let unknown = preview_list(&TokenPolicy::Public, &limits, None, &manifest(0, 0));
+        let names: Vec<&str> = unknown.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["colors", "tile_50", "tile_100", "tile_224", "tile_500"]
+        );
+    }
+}

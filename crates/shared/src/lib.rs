@@ -1,0 +1,24 @@
+//! thumbfarm-shared: everything the API and the workers must agree on.
+//!
+//! - [`sizes`]: the size table, limits and output geometry;
+//! - [`hash`] and [`keys`]: asset hashes and the storage key layout;
+//! - [`tokens`]: URL tokens for the three token modes;
+//! - [`messages`] and [`manifest`]: job, event and ingest messages, asset manifests;
+//! - [`store`]: object storage (S3 and a local directory);
+//! - [`queue`]: messaging (AMQP and in-process);
+//! - [`config`]: command-line and environment options.
+
+pub mod config;
+pub mod hash;
+pub mod keys;
+pub mod manifest;
+pub mod messages;
+pub mod queue;
+pub mod sizes;
+pub mod store;
+pub mod tokens;
+
+pub use hash::AssetHash;
+pub use keys::KeyLayout;
+pub use manifest::Manifest;
+pub use sizes::{Size, SizeLimits};

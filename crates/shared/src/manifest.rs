@@ -1,0 +1,171 @@
+//! The asset manifest stored at `meta/…/<sha1>.json`.
+
+use crate::hash::AssetHash;
+use crate::messages::{SourceRef, V1};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One stored output of an asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputInfo {
+    /// The store key.
+    pub key: String,
+    /// Pixel width.
+    pub width: u32,
+    /// Pixel height.
+    pub height: u32,
+    /// Bytes stored.
+    pub bytes: u64,
+}
+
+/// Everything thumbfarm knows about an asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub v: V1,
+    pub hash: AssetHash,
+    /// Where the original is.
+    pub original: SourceRef,
+    /// The original's media type (`image/jpeg`, `video/mp4`, …).
+    pub media_type: String,
+    /// Bytes of the original.
+    #[serde(default)]
+    pub bytes: u64,
+    /// Pixel width after orientation (0 until known).
+    pub width: u32,
+    /// Pixel height after orientation (0 until known).
+    pub height: u32,
+    /// Duration in milliseconds, for video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Stored outputs by size name (`fit_720`) or format (`avc`).
+    #[serde(default)]
+    pub outputs: BTreeMap<String, OutputInfo>,
+    /// RFC 3339 time of the first write.
+    #[serde(default)]
+    pub created_at: String,
+    /// RFC 3339 time of the last write.
+    #[serde(default)]
+    pub updated_at: String,
+}
+
+impl Manifest {
+    /// Whether the original is a video.
+    pub fn is_video(&self) -> bool {
+        self.media_type.starts_with("video/")
+    }
+
+    /// Whether the pixel size is known yet.
+    pub fn has_dimensions(&self) -> bool {
+        self.width > 0 && self.height > 0
+    }
+
+    /// Parses a stored manifest.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// Serializes for storage.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing plain data to a Vec cannot fail.
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+}
+
+/// Guesses a media type from a file extension (lower-case, without the dot).
+pub fn media_type_for_extension(ext: &str) -> &'static str {
+    match ext.to_ascii_lowercase().as_str() {
+        "jpg" | "jpeg" | "jpe" | "jfif" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "tif" | "tiff" => "image/tiff",
+        "bmp" => "image/bmp",
+        "heic" | "heif" => "image/heif",
+        "avif" => "image/avif",
+        "dng" => "image/x-adobe-dng",
+        "mp4" | "m4v" => "video/mp4",
+        "mov" | "qt" => "video/quicktime",
+        "avi" => "video/x-msvideo",
+        "webm" => "video/webm",
+        "mkv" => "video/x-matroska",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Sniffs a media type from the first bytes of a file (magic numbers), so
+/// that a JPEG named `.png` is still a JPEG.
+pub fn sniff_media_type(head: &[u8]) -> Option<&'static str> {
+    let starts = |m: &[u8]| head.starts_with(m);
+    if starts(b"\xFF\xD8\xFF") {
+        Some("image/jpeg")
+    } else if starts(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if starts(b"GIF87a") || starts(b"GIF89a") {
+        Some("image/gif")
+    } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"AVI " {
+        Some("video/x-msvideo")
+    } else if starts(b"II*\0") || starts(b"MM\0*") {
+        Some("image/tiff")
+    } else if starts(b"BM") {
+        Some("image/bmp")
+    } else if starts(b"\x1A\x45\xDF\xA3") {
+        Some("video/webm")
+    } else if head.len() >= 12 && &head[4..8] == b"ftyp" {
+        let brand = &head[8..12];
+        Some(match brand {
+            b"heic" | b"heix" | b"hevc" | b"heim" | b"heis" | b"mif1" | b"msf1" => "image/heif",
+            b"avif" | b"avis" => "image/avif",
+            b"qt  " => "video/quicktime",
+            _ => "video/mp4",
+        })
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffing_beats_the_name() {
+        assert_eq!(
+            sniff_media_type(b"\xFF\xD8\xFF\xE0rest"),
+            Some("image/jpeg")
+        );
+        assert_eq!(
+            sniff_media_type(b"\0\0\0\x18ftypheic\0\0"),
+            Some("image/heif")
+        );
+        assert_eq!(
+            sniff_media_type(b"\0\0\0\x18ftypisom\0\0"),
+            Some("video/mp4")
+        );
+        assert_eq!(sniff_media_type(b""), None);
+        assert_eq!(media_type_for_extension("JPG"), "image/jpeg");
+    }
+
+    #[test]
+    fn manifest_round_trip() {
+        let m = Manifest {
+            v: V1,
+            hash: AssetHash::of_bytes(b"x"),
+            original: SourceRef {
+                bucket: None,
+                key: "originals/x".into(),
+            },
+            media_type: "image/jpeg".into(),
+            bytes: 1,
+            width: 2,
+            height: 3,
+            duration_ms: None,
+            outputs: BTreeMap::new(),
+            created_at: String::new(),
+            updated_at: String::new(),
+        };
+        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+        assert!(!m.is_video() && m.has_dimensions());
+    }
+}

@@ -1,0 +1,201 @@
+//! `thumbfarm-worker`: consumes jobs (`run`, the default), or renders or
+//! transcodes one file for debugging and benchmarks (`render`, `transcode`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use thumbfarm_shared::config::{LogArgs, QueueArgs, SizeArgs, StoreArgs};
+use thumbfarm_shared::sizes::parse_size_list;
+use thumbfarm_worker::config::{ConsumerArgs, RenderArgs, VideoArgs};
+use thumbfarm_worker::{consumer, metrics, render};
+
+#[derive(Parser, Debug)]
+#[command(name = "thumbfarm-worker", version, about = "thumbfarm render worker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Consume render jobs from the queue (the default).
+    Run(RunArgs),
+    /// Render one file into a directory and print each output's size and time.
+    Render(RenderCmd),
+    /// Transcode (or remux) one video to an AVC MP4 and print what was done.
+    Transcode(TranscodeCmd),
+}
+
+#[derive(clap::Args, Debug)]
+struct TranscodeCmd {
+    /// The video to transcode.
+    #[arg(long)]
+    source: PathBuf,
+    /// The MP4 to write.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    video: VideoArgs,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "thumbfarm-worker")]
+struct RunArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    queue: QueueArgs,
+    #[command(flatten)]
+    sizes: SizeArgs,
+    #[command(flatten)]
+    render: RenderArgs,
+    #[command(flatten)]
+    consumer: ConsumerArgs,
+    /// Address of the /metrics and /healthz endpoint.
+    #[arg(long, env = "THUMBFARM_METRICS_LISTEN", default_value = "0.0.0.0:9091")]
+    metrics_listen: SocketAddr,
+}
+
+#[derive(clap::Args, Debug)]
+struct RenderCmd {
+    /// The original to render.
+    #[arg(long)]
+    source: PathBuf,
+    /// Sizes: a comma-separated list, `all` or `pregenerated`.
+    #[arg(long, default_value = "pregenerated")]
+    sizes: String,
+    /// Directory for the outputs (created).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    limits: SizeArgs,
+    #[command(flatten)]
+    render: RenderArgs,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    cli.log.init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.command {
+        Some(Command::Render(cmd)) => render_once(cmd),
+        Some(Command::Transcode(cmd)) => transcode_once(cmd),
+        Some(Command::Run(args)) => runtime.block_on(run(args)),
+        None => {
+            let args = RunArgs::try_parse_from(std::env::args().take(1))?;
+            runtime.block_on(run(args))
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let render = args.render.options()?;
+    let layout = args.store.layout()?;
+    let opts = args.consumer.options(render, layout, args.sizes.limits())?;
+    let store = args.store.open().await?;
+    let queue = args.queue.open().await?;
+    if !args.queue.uses_amqp() {
+        bail!("the worker needs a broker: set --amqp-url / THUMBFARM_AMQP_URL (single-machine mode runs the worker inside thumbfarm-api)");
+    }
+    let addr = args.metrics_listen;
+    tokio::spawn(async move {
+        if let Err(e) = metrics::serve(addr).await {
+            tracing::error!(%addr, error = %e, "metrics endpoint failed");
+        }
+    });
+    consumer::run(opts, store, queue, shutdown_signal()).await
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("stop signal received");
+}
+
+fn render_once(cmd: RenderCmd) -> anyhow::Result<()> {
+    let limits = cmd.limits.limits();
+    let sizes = parse_size_list(&cmd.sizes, &limits)?;
+    let opts = cmd.render.options()?;
+    let data =
+        std::fs::read(&cmd.source).with_context(|| format!("reading {}", cmd.source.display()))?;
+    let hash = thumbfarm_shared::AssetHash::of_bytes(&data);
+    drop(data);
+    let started = Instant::now();
+    let result = render::render_file(&cmd.source, &sizes, &opts)
+        .with_context(|| format!("rendering {}", cmd.source.display()))?;
+    std::fs::create_dir_all(&cmd.out).with_context(|| format!("creating {}", cmd.out.display()))?;
+    println!(
+        "{}  {}x{}  {}  decode {:.1} ms",
+        hash, result.width, result.height, result.media_type, result.decode_millis
+    );
+    for out in &result.outputs {
+        let name = out.size.file_name(hash.as_str());
+        std::fs::write(cmd.out.join(&name), &out.bytes)
+            .with_context(|| format!("writing {name}"))?;
+        println!(
+            "{name}  {}x{}  {:.1} ms  {} bytes",
+            out.width,
+            out.height,
+            out.millis,
+            out.bytes.len()
+        );
+    }
+    println!("total {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
+    Ok(())
+}
+
+fn transcode_once(cmd: TranscodeCmd) -> anyhow::Result<()> {
+    let opts = cmd.video.options()?;
+    let deadline = Instant::now() + opts.timeout;
+    let result = thumbfarm_worker::video::transcode_file(
+        &cmd.source,
+        &cmd.out,
+        &opts,
+        deadline,
+        &mut |_| {},
+    )
+    .with_context(|| format!("transcoding {}", cmd.source.display()))?;
+    println!(
+        "{}  path {}  encoder {}  {}x{}  {:.3} s media  {:.3} s wall  speed {:.2}x  {} bytes{}",
+        cmd.out.display(),
+        result.path.as_str(),
+        result.encoder.as_deref().unwrap_or("-"),
+        result.width,
+        result.height,
+        result.media_seconds,
+        result.wall_seconds,
+        result.speed(),
+        result.bytes,
+        result
+            .transcode_reason
+            .as_deref()
+            .map(|r| format!("  ({r})"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}

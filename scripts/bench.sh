@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `make bench`: criterion benches, the vipsthumbnail comparison and the HTTP
+# load bench. Results go to stdout; docs/benchmarks.md records a run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+cargo build --release -q -p thumbfarm-worker -p thumbfarm-api
+echo "## machine"; nproc; grep -m1 'model name' /proc/cpuinfo; free -g | head -2
+echo "## criterion (render stages)"
+cargo bench -q -p thumbfarm-worker --bench render -- --noplot 2>&1 | grep -E 'time:|^[a-z_/0-9]+' || true
+echo "## thumbfarm vs vipsthumbnail (one core each)"
+python3 benches/compare_vips.py --runs 3 \
+  ../shared/corpus/photos/*.jpg ../shared/corpus/ext/photos/pixel4xl_motion_photo.jpg \
+  ../shared/corpus/seed/6720px_white.jpg
+echo "## video: thumbfarm transcoder vs the ffmpeg CLI (same settings)"
+python3 benches/compare_ffmpeg.py --runs 3 \
+  ../shared/corpus/seed/earth.avi ../shared/corpus/seed/earth.mov \
+  ../shared/corpus/ext/video/bbb_1920x1080_60fps_vp8.webm \
+  ../shared/corpus/ext/video/hdr10-video-with-sdr-container.mp4 \
+  ../shared/corpus/ext/video/pixel7_videoOnly_cleaned.mp4
+echo "## cached thumbnails over HTTP (wrk)"
+benches/load.sh

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what building and testing thumbfarm needs on Debian, skipping what
+# is already there: FFmpeg and libheif dev packages, clang (for ffmpeg-next's
+# bindgen), lcms2, cmake + nasm (libjpeg-turbo is built from source), RabbitMQ,
+# the comparison tools for benches, and an S3-compatible server (s3s-fs).
+set -euo pipefail
+export PATH="$HOME/.cargo/bin:$PATH"
+
+packages=(
+  pkg-config clang libclang-dev cmake nasm
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
+  libavfilter-dev libavdevice-dev ffmpeg
+  libheif-dev liblcms2-dev
+  rabbitmq-server
+  libvips-tools wrk nginx-light chromium python3-venv
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v s3s-fs >/dev/null 2>&1; then
+  echo "deps: building the S3 test server (cargo install s3s-fs, about 2 minutes)"
+  cargo install --locked s3s-fs@0.14.1 --features binary
+fi
+echo "deps: all present"

@@ -1,0 +1,321 @@
+//! Video end to end with the real binaries on RabbitMQ + S3: an API, a render
+//! worker (`--queues render`) and a transcode worker (`--queues transcode`).
+//! Real corpus videos are ingested over HTTP; the AVC MP4 is fetched through
+//! `GET /api/v1/videos/…/avc` (whole and by range) and checked with
+//! `ffprobe`, and the poster thumbnails are fetched by the video's hash.
+//! Hostile videos end in `thumbfarm.dead` with a reason.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use thumbfarm_shared::messages::{SourceRef, TranscodeJob, V1};
+use thumbfarm_shared::queue::{publish_json, Exchange, QueueName};
+use thumbfarm_shared::{AssetHash, KeyLayout};
+
+const KEY: &str = "e2e-video-key-0123456789";
+
+fn spawn_api(env: &[(&str, String)]) -> (Proc, String) {
+    let port = free_port();
+    let mut cmd = Command::new(binary("thumbfarm-api", "thumbfarm-api"));
+    cmd.arg("serve")
+        .env("THUMBFARM_LISTEN", format!("127.0.0.1:{port}"))
+        .env("THUMBFARM_API_KEYS", KEY)
+        .env("THUMBFARM_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("spawn thumbfarm-api");
+    (
+        Proc {
+            child,
+            name: "thumbfarm-api".into(),
+        },
+        format!("http://127.0.0.1:{port}"),
+    )
+}
+
+/// `ffprobe -show_format -show_streams` of a file, as JSON.
+fn ffprobe(path: &Path) -> serde_json::Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-print_format", "json", "-show_format", "-show_streams"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    assert!(out.status.success(), "ffprobe {}", path.display());
+    serde_json::from_slice(&out.stdout).expect("ffprobe json")
+}
+
+fn duration(probe: &serde_json::Value) -> f64 {
+    probe["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The top-level MP4 box types, in order.
+fn top_level_boxes(data: &[u8]) -> Vec<String> {
+    let mut boxes = Vec::new();
+    let mut i = 0usize;
+    while i + 8 <= data.len() {
+        let size = u32::from_be_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]) as u64;
+        let size = match size {
+            1 if i + 16 <= data.len() => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&data[i + 8..i + 16]);
+                u64::from_be_bytes(b)
+            }
+            0 => (data.len() - i) as u64,
+            s => s,
+        };
+        boxes.push(String::from_utf8_lossy(&data[i + 4..i + 8]).to_string());
+        if size < 8 {
+            break;
+        }
+        i += size as usize;
+    }
+    boxes
+}
+
+async fn ingest(client: &reqwest::Client, base: &str, path: &Path) -> AssetHash {
+    let body = std::fs::read(path).expect("video");
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("x");
+    let resp = client
+        .post(format!("{base}/api/v1/ingest?name={name}"))
+        .bearer_auth(KEY)
+        .body(body.clone())
+        .send()
+        .await
+        .expect("ingest");
+    assert!(resp.status().is_success(), "ingest {name}: {}", resp.status());
+    let hash = AssetHash::of_bytes(&body);
+    let json: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(json["hash"], hash.to_string());
+    hash
+}
+
+/// GETs the video URL until it is 200 (202 while the transcode runs).
+async fn fetch_video(client: &reqwest::Client, url: &str) -> (reqwest::header::HeaderMap, Vec<u8>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let resp = client.get(url).send().await.expect("request");
+        match resp.status().as_u16() {
+            200 => {
+                let headers = resp.headers().clone();
+                return (headers, resp.bytes().await.expect("body").to_vec());
+            }
+            202 => {
+                assert!(resp.headers().contains_key("retry-after"));
+                assert!(std::time::Instant::now() < deadline, "{url}: still 202");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => panic!("{url}: unexpected status {other}"),
+        }
+    }
+}
+
+async fn ranged(client: &reqwest::Client, url: &str, range: &str) -> (u16, Option<String>, Vec<u8>) {
+    let resp = client
+        .get(url)
+        .header("range", range)
+        .send()
+        .await
+        .expect("range request");
+    let status = resp.status().as_u16();
+    let content_range = resp
+        .headers()
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (status, content_range, resp.bytes().await.expect("body").to_vec())
+}
+
+/// The decoded pixel size of a thumbnail, fetched until it is 200.
+async fn thumb_size(client: &reqwest::Client, url: &str) -> (u32, u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let resp = client.get(url).send().await.expect("thumb");
+        if resp.status() == 200 {
+            assert_eq!(resp.headers()["content-type"], "image/jpeg");
+            let body = resp.bytes().await.expect("body");
+            let img = image::load_from_memory(&body).expect("decodable thumbnail");
+            return (img.width(), img.height());
+        }
+        assert_eq!(resp.status(), 503, "{url}");
+        assert!(std::time::Instant::now() < deadline, "{url}: never rendered");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn s3_env(endpoint: &str, bucket: &str) -> Vec<(&'static str, String)> {
+    let (key, secret) = s3_credentials();
+    vec![
+        ("THUMBFARM_AMQP_URL", amqp_url()),
+        ("THUMBFARM_S3_BUCKET", bucket.to_string()),
+        ("THUMBFARM_S3_ENDPOINT", endpoint.to_string()),
+        ("THUMBFARM_S3_PATH_STYLE", "true".into()),
+        ("AWS_ACCESS_KEY_ID", key),
+        ("AWS_SECRET_ACCESS_KEY", secret),
+        ("AWS_REGION", "us-east-1".into()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn videos_are_transcoded_streamed_by_range_and_get_posters() {
+    let _broker = BROKER_LOCK.lock().await;
+    purge_all().await;
+    let endpoint = s3_endpoint();
+    let bucket = unique_bucket("video");
+    let mut env = s3_env(&endpoint, &bucket);
+    env.push(("THUMBFARM_VIDEO_WAIT", "0".into()));
+    env.push(("THUMBFARM_RETRY_AFTER", "2".into()));
+    let (_api, base) = spawn_api(&env);
+    let _render = spawn_worker(&endpoint, &bucket, &[("THUMBFARM_QUEUES", "render")]);
+    let _transcode = spawn_worker(&endpoint, &bucket, &[("THUMBFARM_QUEUES", "transcode")]);
+    let client = reqwest::Client::new();
+    wait_until(Duration::from_secs(60), "the API to listen", || async {
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    // An H.264 MP4 (remuxed), an AVI and a MOV with AAC audio.
+    for name in ["christmas.mp4", "earth.avi", "earth.mov"] {
+        let src = corpus().join("seed").join(name);
+        let hash = ingest(&client, &base, &src).await;
+        let url = format!("{base}/api/v1/videos/{hash}/public/avc");
+        let (headers, body) = fetch_video(&client, &url).await;
+        assert_eq!(headers["content-type"], "video/mp4", "{name}");
+        assert_eq!(headers["accept-ranges"], "bytes", "{name}");
+
+        // It plays: H.264, yuv420p, same duration, moov before mdat.
+        let boxes = top_level_boxes(&body);
+        let moov = boxes.iter().position(|b| b == "moov");
+        let mdat = boxes.iter().position(|b| b == "mdat");
+        assert!(
+            matches!((moov, mdat), (Some(m), Some(d)) if m < d),
+            "{name}: {boxes:?}"
+        );
+        let out = dir.path().join(format!("{name}.mp4"));
+        std::fs::write(&out, &body).expect("write mp4");
+        let probe = ffprobe(&out);
+        let video = probe["streams"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["codec_type"] == "video"))
+            .cloned()
+            .expect("video stream");
+        assert_eq!(video["codec_name"], "h264", "{name}");
+        assert_eq!(video["pix_fmt"], "yuv420p", "{name}");
+        let (want, got) = (duration(&ffprobe(&src)), duration(&probe));
+        assert!((want - got).abs() <= 0.1, "{name}: {got} s vs {want} s");
+
+        // Range requests on the real file.
+        let len = body.len();
+        let (status, cr, part) = ranged(&client, &url, "bytes=0-99").await;
+        assert_eq!((status, part.as_slice()), (206, &body[..100]), "{name}");
+        assert_eq!(cr.as_deref(), Some(format!("bytes 0-99/{len}").as_str()));
+        let mid = len / 2;
+        let (status, _, part) = ranged(&client, &url, &format!("bytes={mid}-{}", mid + 999)).await;
+        assert_eq!((status, part.as_slice()), (206, &body[mid..mid + 1000]), "{name}");
+        let (status, _, part) = ranged(&client, &url, "bytes=-500").await;
+        assert_eq!((status, part.as_slice()), (206, &body[len - 500..]), "{name}");
+        let (status, cr, _) = ranged(&client, &url, &format!("bytes={len}-")).await;
+        assert_eq!(status, 416, "{name}");
+        assert_eq!(cr.as_deref(), Some(format!("bytes */{len}").as_str()));
+        let (status, _, part) = ranged(&client, &url, "bytes=0-1,5-9").await;
+        assert_eq!((status, part.len()), (200, len), "{name}: several ranges");
+
+        // Poster thumbnails, keyed by the video's own hash.
+        let tile = format!("{base}/api/v1/t/{hash}/public/tile_500");
+        assert_eq!(thumb_size(&client, &tile).await, (500, 500), "{name}");
+        let fit = format!("{base}/api/v1/t/{hash}/public/fit_720");
+        let (w, h) = thumb_size(&client, &fit).await;
+        let (vw, vh) = (
+            video["width"].as_u64().unwrap_or(0) as u32,
+            video["height"].as_u64().unwrap_or(0) as u32,
+        );
+        // These clips are smaller than 720 px: the poster is never upscaled.
+        assert_eq!((w, h), (vw, vh), "{name}");
+    }
+    let dead = drain_dead().await;
+    assert!(dead.is_empty(), "{dead:?}");
+    assert_eq!(ready_count(QueueName::Transcode).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_videos_are_dead_lettered_with_a_reason() {
+    let _broker = BROKER_LOCK.lock().await;
+    purge_all().await;
+    let endpoint = s3_endpoint();
+    let bucket = unique_bucket("badvideo");
+    let store = s3_store(&endpoint, &bucket).await;
+    let queue = amqp().await;
+    let layout = KeyLayout::default();
+
+    let mov = std::fs::read(corpus().join("seed/earth.mov")).expect("mov");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated.mov", mov[..mov.len() / 2].to_vec()),
+        ("empty.mp4", Vec::new()),
+        ("notes.mp4", b"this is not a video\n".repeat(200)),
+    ];
+    let mut hashes = Vec::new();
+    for (name, body) in cases
+        .iter()
+        .map(|(n, b)| (n.to_string(), b.clone()))
+        .chain([("good.mp4".to_string(), std::fs::read(corpus().join("seed/christmas.mp4")).expect("mp4"))])
+    {
+        let hash = AssetHash::of_bytes(&body);
+        let key = layout.original(&hash, "mp4");
+        store
+            .put(&key, body.into(), "video/mp4")
+            .await
+            .expect("upload");
+        let job = TranscodeJob {
+            v: V1,
+            hash: Some(hash),
+            source: SourceRef { bucket: None, key },
+            format: "avc".into(),
+            force: false,
+        };
+        publish_json(queue.as_ref(), Exchange::Jobs, "transcode", &job)
+            .await
+            .expect("publish");
+        hashes.push((name, hash));
+    }
+    let mut worker = spawn_worker(&endpoint, &bucket, &[("THUMBFARM_QUEUES", "transcode")]);
+    let good = hashes.last().map(|(_, h)| *h).expect("good");
+    wait_until(Duration::from_secs(120), "the good transcode", || async {
+        store.head(&layout.video(&good)).await.ok().flatten().is_some()
+    })
+    .await;
+    let mut dead = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while dead.len() < cases.len() && std::time::Instant::now() < deadline {
+        dead.extend(drain_dead().await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(dead.len(), cases.len(), "{dead:#?}");
+    for d in &dead {
+        assert_eq!(d.routing_key, "transcode");
+        assert!(
+            d.reason.as_deref().is_some_and(|r| !r.is_empty()),
+            "no reason: {d:?}"
+        );
+    }
+    for (name, hash) in &hashes[..cases.len()] {
+        assert!(
+            store.head(&layout.video(hash)).await.expect("head").is_none(),
+            "{name}: nothing under the final key"
+        );
+    }
+    assert!(worker.running(), "the worker survives hostile videos");
+}
