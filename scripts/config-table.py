@@ -15,6 +15,7 @@ COMMANDS = [
     ("thumbfarm-api", ["backfill"]),
     ("thumbfarm-api", ["ingest"]),
     ("thumbfarm-worker", ["run"]),
+    ("thumbfarm-worker", []),
 ]
 
 
@@ -37,9 +38,15 @@ def options(binary, args):
         m = re.match(r"\s*(?:-\w, )?(--[\w-]+)", block)
         if not m or m.group(1) in ("--help", "--version"):
             continue
-        env = re.search(r"\[env: (\w+)=", block)
+        env = re.search(r"\[env: (\w+)[=\]]", block)
         default = re.search(r"\[default: ([^\]]*)\]", block)
-        text = [l.strip() for l in lines[1:] if l.strip() and not l.strip().startswith("[")]
+        text = []
+        for l in lines[1:]:
+            l = l.strip()
+            if l.startswith("Possible values:"):
+                break
+            if l and not l.startswith("["):
+                text.append(l)
         found.append((m.group(1), env.group(1) if env else "", default.group(1) if default else "",
                       " ".join(text)))
     return found
@@ -48,7 +55,7 @@ def options(binary, args):
 seen = {}
 for binary, args in COMMANDS:
     for flag, env, default, text in options(binary, args):
-        where = f"{binary} {' '.join(args)}"
+        where = f"{binary} {' '.join(args)}".strip()
         if flag in seen:
             seen[flag][4].append(where)
         else:

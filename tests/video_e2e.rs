@@ -43,7 +43,14 @@ fn spawn_api(env: &[(&str, String)]) -> (Proc, String) {
 /// `ffprobe -show_format -show_streams` of a file, as JSON.
 fn ffprobe(path: &Path) -> serde_json::Value {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-print_format", "json", "-show_format", "-show_streams"])
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+        ])
         .arg(path)
         .output()
         .expect("run ffprobe");
@@ -92,7 +99,11 @@ async fn ingest(client: &reqwest::Client, base: &str, path: &Path) -> AssetHash 
         .send()
         .await
         .expect("ingest");
-    assert!(resp.status().is_success(), "ingest {name}: {}", resp.status());
+    assert!(
+        resp.status().is_success(),
+        "ingest {name}: {}",
+        resp.status()
+    );
     let hash = AssetHash::of_bytes(&body);
     let json: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(json["hash"], hash.to_string());
@@ -119,7 +130,11 @@ async fn fetch_video(client: &reqwest::Client, url: &str) -> (reqwest::header::H
     }
 }
 
-async fn ranged(client: &reqwest::Client, url: &str, range: &str) -> (u16, Option<String>, Vec<u8>) {
+async fn ranged(
+    client: &reqwest::Client,
+    url: &str,
+    range: &str,
+) -> (u16, Option<String>, Vec<u8>) {
     let resp = client
         .get(url)
         .header("range", range)
@@ -132,7 +147,11 @@ async fn ranged(client: &reqwest::Client, url: &str, range: &str) -> (u16, Optio
         .get("content-range")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    (status, content_range, resp.bytes().await.expect("body").to_vec())
+    (
+        status,
+        content_range,
+        resp.bytes().await.expect("body").to_vec(),
+    )
 }
 
 /// The decoded pixel size of a thumbnail, fetched until it is 200.
@@ -147,7 +166,10 @@ async fn thumb_size(client: &reqwest::Client, url: &str) -> (u32, u32) {
             return (img.width(), img.height());
         }
         assert_eq!(resp.status(), 503, "{url}");
-        assert!(std::time::Instant::now() < deadline, "{url}: never rendered");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url}: never rendered"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -171,6 +193,8 @@ async fn videos_are_transcoded_streamed_by_range_and_get_posters() {
     purge_all().await;
     let endpoint = s3_endpoint();
     let bucket = unique_bucket("video");
+    // Creates the bucket.
+    let _store = s3_store(&endpoint, &bucket).await;
     let mut env = s3_env(&endpoint, &bucket);
     env.push(("THUMBFARM_VIDEO_WAIT", "0".into()));
     env.push(("THUMBFARM_RETRY_AFTER", "2".into()));
@@ -225,9 +249,17 @@ async fn videos_are_transcoded_streamed_by_range_and_get_posters() {
         assert_eq!(cr.as_deref(), Some(format!("bytes 0-99/{len}").as_str()));
         let mid = len / 2;
         let (status, _, part) = ranged(&client, &url, &format!("bytes={mid}-{}", mid + 999)).await;
-        assert_eq!((status, part.as_slice()), (206, &body[mid..mid + 1000]), "{name}");
+        assert_eq!(
+            (status, part.as_slice()),
+            (206, &body[mid..mid + 1000]),
+            "{name}"
+        );
         let (status, _, part) = ranged(&client, &url, "bytes=-500").await;
-        assert_eq!((status, part.as_slice()), (206, &body[len - 500..]), "{name}");
+        assert_eq!(
+            (status, part.as_slice()),
+            (206, &body[len - 500..]),
+            "{name}"
+        );
         let (status, cr, _) = ranged(&client, &url, &format!("bytes={len}-")).await;
         assert_eq!(status, 416, "{name}");
         assert_eq!(cr.as_deref(), Some(format!("bytes */{len}").as_str()));
@@ -271,7 +303,10 @@ async fn hostile_videos_are_dead_lettered_with_a_reason() {
     for (name, body) in cases
         .iter()
         .map(|(n, b)| (n.to_string(), b.clone()))
-        .chain([("good.mp4".to_string(), std::fs::read(corpus().join("seed/christmas.mp4")).expect("mp4"))])
+        .chain([(
+            "good.mp4".to_string(),
+            std::fs::read(corpus().join("seed/christmas.mp4")).expect("mp4"),
+        )])
     {
         let hash = AssetHash::of_bytes(&body);
         let key = layout.original(&hash, "mp4");
@@ -294,7 +329,12 @@ async fn hostile_videos_are_dead_lettered_with_a_reason() {
     let mut worker = spawn_worker(&endpoint, &bucket, &[("THUMBFARM_QUEUES", "transcode")]);
     let good = hashes.last().map(|(_, h)| *h).expect("good");
     wait_until(Duration::from_secs(120), "the good transcode", || async {
-        store.head(&layout.video(&good)).await.ok().flatten().is_some()
+        store
+            .head(&layout.video(&good))
+            .await
+            .ok()
+            .flatten()
+            .is_some()
     })
     .await;
     let mut dead = Vec::new();
@@ -313,7 +353,11 @@ async fn hostile_videos_are_dead_lettered_with_a_reason() {
     }
     for (name, hash) in &hashes[..cases.len()] {
         assert!(
-            store.head(&layout.video(hash)).await.expect("head").is_none(),
+            store
+                .head(&layout.video(hash))
+                .await
+                .expect("head")
+                .is_none(),
             "{name}: nothing under the final key"
         );
     }

@@ -104,6 +104,8 @@ async fn raw_channel() -> (Connection, lapin::Channel) {
 
 /// Empties every thumbfarm queue (the broker is shared between tests).
 pub async fn purge_all() {
+    // On a fresh broker the queues do not exist until the topology is declared.
+    drop(amqp().await);
     let (conn, ch) = raw_channel().await;
     for q in QueueName::ALL {
         ch.queue_purge(q.name(), QueuePurgeOptions::default())

@@ -116,7 +116,10 @@ mod tests {
 
     #[test]
     fn unsatisfiable_ranges() {
-        assert_eq!(parse_range("bytes=1000-", 1000), RangeRequest::Unsatisfiable);
+        assert_eq!(
+            parse_range("bytes=1000-", 1000),
+            RangeRequest::Unsatisfiable
+        );
         assert_eq!(
             parse_range("bytes=1000-1200", 1000),
             RangeRequest::Unsatisfiable

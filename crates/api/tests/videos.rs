@@ -195,17 +195,31 @@ async fn checks_in_order_hash_token_format_asset_kind() {
     let good = policy.mint(&hash, Subject::Video("avc"));
 
     let cases = [
-        (format!("/api/v1/videos/NOTAHASH/{good}/avc"), StatusCode::BAD_REQUEST),
-        (format!("/api/v1/videos/..%2F..%2Fetc/{good}/avc"), StatusCode::BAD_REQUEST),
+        (
+            format!("/api/v1/videos/NOTAHASH/{good}/avc"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/api/v1/videos/..%2F..%2Fetc/{good}/avc"),
+            StatusCode::BAD_REQUEST,
+        ),
         (video_uri(&hash, "public", "avc"), StatusCode::FORBIDDEN),
         // A thumbnail's token does not open the video.
         (
-            video_uri(&hash, &policy.mint(&hash, Subject::Thumb(Size::Fit720)), "avc"),
+            video_uri(
+                &hash,
+                &policy.mint(&hash, Subject::Thumb(Size::Fit720)),
+                "avc",
+            ),
             StatusCode::FORBIDDEN,
         ),
         // Another asset's video token does not either.
         (
-            video_uri(&hash, &policy.mint(&hash_of("other"), Subject::Video("avc")), "avc"),
+            video_uri(
+                &hash,
+                &policy.mint(&hash_of("other"), Subject::Video("avc")),
+                "avc",
+            ),
             StatusCode::FORBIDDEN,
         ),
         // In signed mode an unknown format cannot carry a valid token.
@@ -229,7 +243,10 @@ async fn checks_in_order_hash_token_format_asset_kind() {
     put_video_asset(&h, video, "video/mp4", Some(5000)).await;
     for (uri, reason) in [
         (video_uri(&video, "public", "hevc"), "unknown video format"),
-        (video_uri(&hash_of("nobody"), "public", "avc"), "unknown asset"),
+        (
+            video_uri(&hash_of("nobody"), "public", "avc"),
+            "unknown asset",
+        ),
         (video_uri(&photo, "public", "avc"), "asset is not a video"),
     ] {
         let (status, headers, _) = h.get(&uri).await;
@@ -260,7 +277,11 @@ async fn missing_long_video_is_enqueued_once_and_answered_202() {
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["status"], "pending");
     }
-    assert_eq!(h.ready(QueueName::Transcode).await, 1, "one job for three requests");
+    assert_eq!(
+        h.ready(QueueName::Transcode).await,
+        1,
+        "one job for three requests"
+    );
     let mut consumer = h.queue.consume(QueueName::Transcode, 1).await.unwrap();
     let delivery = consumer.next().await.unwrap();
     match Job::parse(&delivery.routing_key, &delivery.body).unwrap() {
@@ -287,7 +308,10 @@ async fn short_video_request_waits_for_the_transcode() {
     put_video_asset(&h, hash, "video/mp4", Some(3000)).await;
     let uri = video_uri(&hash, "public", "avc");
     let app = h.app.clone();
-    let waiting = tokio::spawn(async move { send(&app, Request::get(uri).body(Body::empty()).unwrap()).await });
+    let waiting =
+        tokio::spawn(
+            async move { send(&app, Request::get(uri).body(Body::empty()).unwrap()).await },
+        );
     assert!(eventually(5, || async { h.ready(QueueName::Transcode).await == 1 }).await);
     put_video(&h, hash).await;
     h.event(&Event::Transcoded {
@@ -309,7 +333,10 @@ async fn permanent_transcode_failure_is_422_with_the_reason() {
     put_video_asset(&h, hash, "video/x-msvideo", None).await;
     let uri = video_uri(&hash, "public", "avc");
     let app = h.app.clone();
-    let waiting = tokio::spawn(async move { send(&app, Request::get(uri).body(Body::empty()).unwrap()).await });
+    let waiting =
+        tokio::spawn(
+            async move { send(&app, Request::get(uri).body(Body::empty()).unwrap()).await },
+        );
     assert!(eventually(5, || async { h.ready(QueueName::Transcode).await == 1 }).await);
     h.event(&Event::Failed {
         v: V1,

@@ -204,7 +204,10 @@ impl ConsumerArgs {
             self.concurrency
         };
         if self.queues.is_empty() {
-            return Err(ConfigError::new("--queues", "name at least one of render, transcode"));
+            return Err(ConfigError::new(
+                "--queues",
+                "name at least one of render, transcode",
+            ));
         }
         let mut queues = self.queues.clone();
         queues.dedup();
@@ -238,15 +241,25 @@ mod tests {
         full.extend_from_slice(argv);
         let cli = Cli::try_parse_from(full).map_err(|e| e.to_string())?;
         cli.consumer
-            .options(RenderOptions::default(), KeyLayout::default(), SizeLimits::default())
+            .options(
+                RenderOptions::default(),
+                KeyLayout::default(),
+                SizeLimits::default(),
+            )
             .map(|o| o.queues)
             .map_err(|e| e.to_string())
     }
 
     #[test]
     fn queues_default_to_both_and_can_be_split() {
-        assert_eq!(queues(&[]).unwrap(), vec![JobKind::Render, JobKind::Transcode]);
-        assert_eq!(queues(&["--queues", "render"]).unwrap(), vec![JobKind::Render]);
+        assert_eq!(
+            queues(&[]).unwrap(),
+            vec![JobKind::Render, JobKind::Transcode]
+        );
+        assert_eq!(
+            queues(&["--queues", "render"]).unwrap(),
+            vec![JobKind::Render]
+        );
         assert_eq!(
             queues(&["--queues", "transcode"]).unwrap(),
             vec![JobKind::Transcode]

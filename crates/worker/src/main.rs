@@ -23,8 +23,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Consume render jobs from the queue (the default).
-    Run(RunArgs),
+    /// Consume jobs from the queue (the default).
+    Run(Box<RunArgs>),
     /// Render one file into a directory and print each output's size and time.
     Render(RenderCmd),
     /// Transcode (or remux) one video to an AVC MP4 and print what was done.
@@ -88,7 +88,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Render(cmd)) => render_once(cmd),
         Some(Command::Transcode(cmd)) => transcode_once(cmd),
-        Some(Command::Run(args)) => runtime.block_on(run(args)),
+        Some(Command::Run(args)) => runtime.block_on(run(*args)),
         None => {
             let args = RunArgs::try_parse_from(std::env::args().take(1))?;
             runtime.block_on(run(args))

@@ -90,7 +90,10 @@ async fn a_render_worker_leaves_transcode_jobs_alone() {
     let tile = layout.thumb(&hash, Size::Tile50);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while store.head(&tile).await.expect("head").is_none() {
-        assert!(tokio::time::Instant::now() < deadline, "render job not done");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "render job not done"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;

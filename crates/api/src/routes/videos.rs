@@ -203,7 +203,10 @@ async fn respond(
             if let Ok(v) = HeaderValue::from_str(&unsatisfied_range(meta.size)) {
                 h.insert(header::CONTENT_RANGE, v);
             }
-            h.insert(REASON_HEADER, HeaderValue::from_static("range not satisfiable"));
+            h.insert(
+                REASON_HEADER,
+                HeaderValue::from_static("range not satisfiable"),
+            );
             return Ok(response);
         }
         RangeRequest::Partial(range) => (StatusCode::PARTIAL_CONTENT, Some(range)),
@@ -257,7 +260,12 @@ mod tests {
         assert!(!video_token_allows(&policy, &h, "hevc", &t));
         let thumb = policy.mint(&h, Subject::Thumb(thumbfarm_shared::sizes::Size::Fit720));
         assert!(!video_token_allows(&policy, &h, "avc", &thumb));
-        assert!(video_token_allows(&TokenPolicy::Public, &h, "hevc", "public"));
+        assert!(video_token_allows(
+            &TokenPolicy::Public,
+            &h,
+            "hevc",
+            "public"
+        ));
         assert!(!video_token_allows(&TokenPolicy::Public, &h, "avc", "nope"));
     }
 }

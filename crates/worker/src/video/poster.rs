@@ -80,7 +80,6 @@ pub fn extract_poster(path: &Path, opts: &VideoOptions) -> Result<Poster, VideoE
         .decoder()
         .video()
         .map_err(|e| VideoError::Decode(format!("video decoder: {e}")))?;
-    drop(vst);
 
     if target_secs >= 1.0 {
         let ts = ((start + target_secs) * f64::from(ffmpeg::ffi::AV_TIME_BASE)) as i64;

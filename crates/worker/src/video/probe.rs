@@ -252,7 +252,7 @@ pub(crate) fn display_size(w: u32, h: u32, sar: Option<Rational>, rotation: u16)
     let w = match sar {
         Some(r) if r.numerator() != r.denominator() => {
             let scaled = (f64::from(w) * f64::from(r)).round();
-            if scaled >= 1.0 && scaled <= 65_535.0 {
+            if (1.0..=65_535.0).contains(&scaled) {
                 scaled as u32
             } else {
                 w

@@ -547,7 +547,6 @@ pub(crate) fn transcode(
         .decoder()
         .video()
         .map_err(|e| VideoError::Decode(format!("video decoder: {e}")))?;
-    drop(vst);
 
     let (width, height) = output_size(probe.width, probe.height, opts.max_long_side);
     let enc_tb = positive(in_tb).unwrap_or(Rational::new(1, 90_000));
