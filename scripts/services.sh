@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the services the test suite talks to are up on loopback:
-# RabbitMQ on 127.0.0.1:5672 and an S3 server (s3s-fs) on 127.0.0.1:8014.
+# RabbitMQ on 127.0.0.1:5672 (management API on 15672) and an S3 server
+# (s3s-fs) on 127.0.0.1:8014.
 # Idempotent: starts only what is not already answering.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +26,14 @@ if ! port_open 5672; then
   rabbitmq-server -detached >/dev/null 2>&1 || true
   wait_port 5672 RabbitMQ
   rabbitmqctl await_startup >/dev/null 2>&1 || true
+fi
+
+# The management API gives the unacked counts and rates on /metrics
+# (THUMBFARM_RABBITMQ_MANAGEMENT_URL); the plugin ships with RabbitMQ.
+if ! port_open 15672; then
+  echo "services: enabling RabbitMQ's management plugin"
+  rabbitmq-plugins enable rabbitmq_management >/dev/null 2>&1 || true
+  wait_port 15672 "RabbitMQ management"
 fi
 
 if ! port_open "$S3_PORT"; then

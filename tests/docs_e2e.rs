@@ -21,7 +21,11 @@ fn readme_configuration_table_matches_the_binaries() {
         }
     }
     let out = cmd.output().expect("run scripts/config-table.py");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let table = String::from_utf8(out.stdout).expect("utf-8");
     assert!(table.lines().count() > 40, "too few options:\n{table}");
     let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");

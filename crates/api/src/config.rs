@@ -159,6 +159,13 @@ pub struct ApiArgs {
     /// Seconds between polls of the queue depths for /metrics.
     #[arg(long, env = "THUMBFARM_QUEUE_STATS_INTERVAL", default_value = "5", value_parser = parse_seconds)]
     pub queue_stats_interval: Duration,
+    /// RabbitMQ management API (`http://user:pass@rabbitmq:15672`) for unacked counts and rates on /metrics; unset: AMQP only.
+    #[arg(
+        long,
+        env = "THUMBFARM_RABBITMQ_MANAGEMENT_URL",
+        hide_env_values = true
+    )]
+    pub rabbitmq_management_url: Option<String>,
     /// Seconds to finish in-flight requests and jobs after SIGTERM or Ctrl-C.
     #[arg(long, env = "THUMBFARM_SHUTDOWN_GRACE", default_value = "30", value_parser = parse_seconds)]
     pub shutdown_grace: Duration,

@@ -113,6 +113,13 @@ pub struct PlannerArgs {
     /// Seconds between polls of the queue depths for /metrics.
     #[arg(long, env = "THUMBFARM_QUEUE_STATS_INTERVAL", default_value = "5", value_parser = parse_seconds)]
     pub queue_stats_interval: Duration,
+    /// RabbitMQ management API (`http://user:pass@rabbitmq:15672`) for unacked counts and rates on /metrics; unset: AMQP only.
+    #[arg(
+        long,
+        env = "THUMBFARM_RABBITMQ_MANAGEMENT_URL",
+        hide_env_values = true
+    )]
+    pub rabbitmq_management_url: Option<String>,
 }
 
 /// What the planner does.
@@ -782,9 +789,14 @@ where
             .with_graceful_shutdown(stop.clone().cancelled_owned())
             .into_future(),
     );
+    let management = crate::broker_stats::from_option(
+        args.rabbitmq_management_url.as_deref(),
+        args.queue.amqp_url.as_deref(),
+    )?;
     let poller = tokio::spawn(metrics::poll_queue_stats(
         Arc::clone(&metrics),
         Arc::clone(&queue),
+        management,
         args.queue_stats_interval,
         stop.clone(),
     ));

@@ -14,6 +14,7 @@
 pub mod app;
 pub mod auth;
 pub mod backfill;
+pub mod broker_stats;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -5,7 +5,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,7 @@ pub struct Metrics {
     queue_ready: IntGaugeVec,
     queue_unacked: IntGaugeVec,
     queue_consumers: IntGaugeVec,
+    queue_rate: GaugeVec,
     planner_events: IntCounterVec,
     /// Every job published (all routing keys), for the status page's rates.
     jobs_total: AtomicU64,
@@ -144,6 +146,13 @@ impl Metrics {
             ),
             &["queue"],
         )?;
+        let queue_rate = GaugeVec::new(
+            Opts::new(
+                "thumbfarm_queue_rate",
+                "Messages per second per queue as the broker measures them, by kind (publish, deliver, ack); only with --rabbitmq-management-url.",
+            ),
+            &["queue", "kind"],
+        )?;
         let planner_events = IntCounterVec::new(
             Opts::new(
                 "thumbfarm_planner_events_total",
@@ -162,6 +171,7 @@ impl Metrics {
         registry.register(Box::new(queue_ready.clone()))?;
         registry.register(Box::new(queue_unacked.clone()))?;
         registry.register(Box::new(queue_consumers.clone()))?;
+        registry.register(Box::new(queue_rate.clone()))?;
         Ok(Metrics {
             registry,
             http_requests,
@@ -174,6 +184,7 @@ impl Metrics {
             queue_ready,
             queue_unacked,
             queue_consumers,
+            queue_rate,
             planner_events,
             jobs_total: AtomicU64::new(0),
             last_queue_stats: Mutex::new(None),
@@ -256,6 +267,23 @@ impl Metrics {
         }
     }
 
+    /// Sets the queue gauges and rates from the management API's answer.
+    pub fn set_broker_queues(&self, queues: &[crate::broker_stats::BrokerQueue]) {
+        let stats: Vec<QueueStats> = queues.iter().map(|q| q.stats.clone()).collect();
+        self.set_queue_stats(&stats);
+        for q in queues {
+            for (kind, rate) in [
+                ("publish", q.publish_rate),
+                ("deliver", q.deliver_rate),
+                ("ack", q.ack_rate),
+            ] {
+                self.queue_rate
+                    .with_label_values(&[q.stats.queue.as_str(), kind])
+                    .set(rate);
+            }
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
@@ -285,11 +313,13 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
     response
 }
 
-/// Polls `queue.stats()` every `interval` into the queue gauges, until
-/// `shutdown` resolves.
+/// Polls the queue depths every `interval` into the queue gauges, until
+/// `shutdown` resolves: from RabbitMQ's management API when `management` is
+/// set (unacked counts and rates too), else (or when it fails) over AMQP.
 pub async fn poll_queue_stats(
     metrics: Arc<Metrics>,
     queue: Arc<dyn Queue>,
+    management: Option<crate::broker_stats::ManagementApi>,
     interval: Duration,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
@@ -299,6 +329,16 @@ pub async fn poll_queue_stats(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
+        }
+        if let Some(api) = &management {
+            match api.queues().await {
+                Ok(queues) if !queues.is_empty() => {
+                    metrics.set_broker_queues(&queues);
+                    continue;
+                }
+                Ok(_) => tracing::debug!("management API lists no thumbfarm queue yet"),
+                Err(e) => tracing::debug!(error = %e, "falling back to AMQP queue stats"),
+            }
         }
         match tokio::time::timeout(Duration::from_secs(10), queue.stats()).await {
             Ok(Ok(stats)) => metrics.set_queue_stats(&stats),

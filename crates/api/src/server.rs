@@ -49,6 +49,7 @@ pub struct Server {
     worker_options: WorkerOptions,
     planner: Option<PlannerOptions>,
     stats_interval: Duration,
+    management: Option<crate::broker_stats::ManagementApi>,
     grace: Duration,
 }
 
@@ -124,6 +125,14 @@ impl Server {
             worker_options,
             planner,
             stats_interval: args.api.queue_stats_interval,
+            management: crate::broker_stats::from_option(
+                args.api.rabbitmq_management_url.as_deref(),
+                args.queue.amqp_url.as_deref(),
+            )
+            .map_err(|e| OptionError {
+                option: "--rabbitmq-management-url",
+                message: e.to_string(),
+            })?,
             grace: args.api.shutdown_grace,
         })
     }
@@ -151,6 +160,7 @@ impl Server {
             worker_options,
             planner,
             stats_interval,
+            management,
             grace,
         } = self;
         let worker_grace_seconds = worker_options.grace_seconds;
@@ -185,6 +195,7 @@ impl Server {
         let poller = tokio::spawn(metrics::poll_queue_stats(
             Arc::clone(state.metrics()),
             Arc::clone(&queue),
+            management,
             stats_interval,
             stop.clone(),
         ));

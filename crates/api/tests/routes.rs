@@ -126,6 +126,7 @@ async fn queue_depths_are_polled_into_gauges() {
     let poller = tokio::spawn(thumbfarm_api::metrics::poll_queue_stats(
         h2.state.metrics().clone(),
         h2.queue.clone(),
+        None,
         std::time::Duration::from_millis(50),
         cancel.clone(),
     ));

@@ -37,32 +37,41 @@ impl Running {
 /// The API against the real broker and a fresh bucket, with no worker, so
 /// published jobs stay in their queues.
 async fn start_api() -> Running {
+    start_api_with(&[]).await
+}
+
+/// [`start_api`] with more command-line options.
+async fn start_api_with(extra: &[&str]) -> Running {
     s3_credentials();
     let bucket = unique_bucket("status");
     // Make the bucket (the API does not create it).
     let _ = s3_store(&bucket).await;
     let url = amqp_url();
     let endpoint = s3_endpoint();
-    let args = ServeArgs::try_from_args([
-        "--listen",
-        "127.0.0.1:0",
-        "--amqp-url",
-        url.as_str(),
-        "--s3-bucket",
-        bucket.as_str(),
-        "--s3-endpoint",
-        endpoint.as_str(),
-        "--s3-path-style",
-        "true",
-        "--in-process-worker",
-        "off",
-        "--planner",
-        "off",
-        "--queue-stats-interval",
-        "0.2",
-        "--token-mode",
-        "public",
-    ])
+    let args = ServeArgs::try_from_args(
+        [
+            "--listen",
+            "127.0.0.1:0",
+            "--amqp-url",
+            url.as_str(),
+            "--s3-bucket",
+            bucket.as_str(),
+            "--s3-endpoint",
+            endpoint.as_str(),
+            "--s3-path-style",
+            "true",
+            "--in-process-worker",
+            "off",
+            "--planner",
+            "off",
+            "--queue-stats-interval",
+            "0.2",
+            "--token-mode",
+            "public",
+        ]
+        .into_iter()
+        .chain(extra.iter().copied()),
+    )
     .unwrap();
     let server = Server::bind(&args).await.expect("API starts");
     let addr = server.local_addr().unwrap();
@@ -186,6 +195,53 @@ async fn queue_depth_gauges_match_the_broker_while_jobs_wait() {
     assert_eq!(broker_count(QueueName::RenderBulk).await, 12);
     wait_for_gauge(&api.base, 12).await;
 
+    api.stop().await;
+    purge_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unacked_counts_and_rates_come_from_the_management_api() {
+    use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+    let _guard = BROKER_LOCK.lock().await;
+    purge_all().await;
+    let management = management_url();
+    let api = start_api_with(&["--rabbitmq-management-url", management.as_str()]).await;
+    let queue = amqp().await;
+    publish_waiting_jobs(queue.as_ref(), 6, 0).await;
+
+    // A consumer takes two jobs and holds them without acknowledging.
+    let (conn, ch) = raw_channel().await;
+    ch.basic_qos(2, BasicQosOptions::default()).await.unwrap();
+    let _consumer = ch
+        .basic_consume(
+            QueueName::RenderBulk.name(),
+            "holds-two",
+            BasicConsumeOptions::default(),
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let bulk = QueueName::RenderBulk.name();
+    let ok = eventually(60, || async {
+        let text = metrics_text(&api.base).await;
+        gauge(&text, "thumbfarm_queue_messages_unacked", bulk) == Some(2)
+            && gauge(&text, "thumbfarm_queue_messages_ready", bulk) == Some(4)
+            && gauge(&text, "thumbfarm_queue_consumers", bulk) == Some(1)
+    })
+    .await;
+    let text = metrics_text(&api.base).await;
+    assert!(
+        ok,
+        "management stats never showed 4 ready + 2 unacked: {text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "thumbfarm_queue_rate{{kind=\"publish\",queue=\"{bulk}\"}}"
+        )),
+        "{text}"
+    );
+
+    let _ = conn.close(200, "done").await;
     api.stop().await;
     purge_all().await;
 }

@@ -24,6 +24,12 @@ pub fn amqp_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
 }
 
+/// RabbitMQ's management API (`scripts/services.sh` enables the plugin).
+pub fn management_url() -> String {
+    std::env::var("THUMBFARM_TEST_RABBITMQ_MANAGEMENT_URL")
+        .unwrap_or_else(|_| "http://guest:guest@127.0.0.1:15672".to_string())
+}
+
 /// The S3 server's endpoint.
 pub fn s3_endpoint() -> String {
     std::env::var("THUMBFARM_TEST_S3_ENDPOINT")
@@ -88,7 +94,8 @@ pub async fn amqp() -> Arc<dyn Queue> {
     Arc::new(q)
 }
 
-async fn raw_channel() -> (Connection, lapin::Channel) {
+/// A plain lapin connection and channel to the broker.
+pub async fn raw_channel() -> (Connection, lapin::Channel) {
     let conn = Connection::connect(
         &amqp_url(),
         ConnectionProperties::default()
