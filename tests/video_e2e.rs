@@ -363,3 +363,95 @@ async fn hostile_videos_are_dead_lettered_with_a_reason() {
     }
     assert!(worker.running(), "the worker survives hostile videos");
 }
+
+/// A 20 s 1280×720 MPEG-4 Part 2 clip (needs a real encode), made with the
+/// `ffmpeg` CLI from its test source.
+fn synthetic_clip(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("testsrc.mp4");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=1280x720:rate=30:duration=20")
+        .args(["-c:v", "mpeg4", "-q:v", "5"])
+        .arg(&path)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg made no test clip");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_transcode_redoes_it_and_never_shows_a_partial_file() {
+    let _broker = BROKER_LOCK.lock().await;
+    purge_all().await;
+    let endpoint = s3_endpoint();
+    let bucket = unique_bucket("killvideo");
+    let store = s3_store(&endpoint, &bucket).await;
+    let queue = amqp().await;
+    let layout = KeyLayout::default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = synthetic_clip(dir.path());
+    let body = std::fs::read(&clip).expect("clip");
+    let hash = AssetHash::of_bytes(&body);
+    let key = layout.original(&hash, "mp4");
+    store
+        .put(&key, body.into(), "video/mp4")
+        .await
+        .expect("upload");
+
+    // Progress events tell when the transcode is under way.
+    let mut progress = queue
+        .subscribe(&format!("progress.{hash}"))
+        .await
+        .expect("subscribe");
+    let job = TranscodeJob {
+        v: V1,
+        hash: Some(hash),
+        source: SourceRef { bucket: None, key },
+        format: "avc".into(),
+        force: false,
+    };
+    publish_json(queue.as_ref(), Exchange::Jobs, "transcode", &job)
+        .await
+        .expect("publish");
+    let mut worker = spawn_worker(&endpoint, &bucket, &[("THUMBFARM_QUEUES", "transcode")]);
+    let first = tokio::time::timeout(Duration::from_secs(120), progress.next())
+        .await
+        .expect("a progress event within 120 s")
+        .expect("subscription open");
+    let event: serde_json::Value = serde_json::from_slice(&first.body).expect("event json");
+    assert_eq!(event["event"], "progress");
+    let percent = event["percent"].as_u64().unwrap_or(100);
+    assert!(percent < 100, "{event}");
+
+    // Killed mid-transcode: nothing appears under the final key.
+    worker.kill();
+    let video_key = layout.video(&hash);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        store.head(&video_key).await.expect("head").is_none(),
+        "a partial transcode is visible"
+    );
+
+    // The broker redelivers the job; a new worker does it from scratch.
+    let mut percents = Vec::new();
+    let _worker = spawn_worker(&endpoint, &bucket, &[("THUMBFARM_QUEUES", "transcode")]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while store.head(&video_key).await.ok().flatten().is_none() {
+        assert!(std::time::Instant::now() < deadline, "never redone");
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), progress.next()).await
+        {
+            let e: serde_json::Value = serde_json::from_slice(&m.body).expect("event json");
+            percents.push(e["percent"].as_u64().unwrap_or(0));
+        }
+    }
+    assert!(
+        percents.first().is_some_and(|p| *p <= percent),
+        "the redelivered job starts again from the beginning: {percents:?}"
+    );
+    let out = dir.path().join("out.mp4");
+    let bytes = store.get(&video_key).await.expect("get video");
+    std::fs::write(&out, &bytes).expect("write");
+    let probe = ffprobe(&out);
+    assert!((duration(&probe) - 20.0).abs() <= 0.1, "{probe}");
+    assert!(drain_dead().await.is_empty());
+}
