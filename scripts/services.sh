@@ -45,4 +45,25 @@ if ! port_open "$S3_PORT"; then
     "$S3_ROOT" >/tmp/thumbfarm-s3s.log 2>&1 &
   wait_port "$S3_PORT" s3s-fs
 fi
-echo "services: RabbitMQ 127.0.0.1:5672 and S3 http://127.0.0.1:$S3_PORT are up"
+# Virtual-host-style S3 addressing (bucket.domain) needs names: a second
+# s3s-fs answers for *.s3.localhost on 8015, and the test bucket's host name
+# resolves to loopback through /etc/hosts.
+VHOST_PORT=${THUMBFARM_TEST_S3_VHOST_PORT:-8015}
+VHOST_DOMAIN=s3.localhost
+VHOST_BUCKET=thumbfarm-vhost
+if ! getent hosts "$VHOST_BUCKET.$VHOST_DOMAIN" >/dev/null 2>&1; then
+  echo "services: adding $VHOST_BUCKET.$VHOST_DOMAIN to /etc/hosts"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "127.0.0.1 $VHOST_DOMAIN $VHOST_BUCKET.$VHOST_DOMAIN" | $sudo tee -a /etc/hosts >/dev/null
+fi
+if ! port_open "$VHOST_PORT"; then
+  echo "services: starting s3s-fs for virtual-host addressing on $VHOST_DOMAIN:$VHOST_PORT"
+  mkdir -p "$S3_ROOT-vhost"
+  nohup s3s-fs --host 127.0.0.1 --port "$VHOST_PORT" --domain "$VHOST_DOMAIN:$VHOST_PORT" \
+    --access-key "${THUMBFARM_TEST_S3_ACCESS_KEY:-thumbfarm}" \
+    --secret-key "${THUMBFARM_TEST_S3_SECRET_KEY:-thumbfarm-secret}" \
+    "$S3_ROOT-vhost" >/tmp/thumbfarm-s3s-vhost.log 2>&1 &
+  wait_port "$VHOST_PORT" "s3s-fs (virtual hosts)"
+fi
+echo "services: RabbitMQ 127.0.0.1:5672 and S3 http://127.0.0.1:$S3_PORT (virtual hosts: http://$VHOST_DOMAIN:$VHOST_PORT) are up"

@@ -467,3 +467,45 @@ async fn dead_endpoint_fails_quickly() {
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
     assert!(took < Duration::from_secs(15), "took {took:?}");
 }
+
+/// Virtual-host-style addressing (`http://<bucket>.s3.localhost:8015/<key>`)
+/// against an s3s-fs that serves the `s3.localhost` domain
+/// (`scripts/services.sh` starts it and maps the bucket's host name to
+/// loopback). The bucket name is fixed because its host name must resolve.
+#[tokio::test]
+async fn virtual_host_addressing_with_a_custom_endpoint() {
+    credentials();
+    let endpoint = std::env::var("THUMBFARM_TEST_S3_VHOST_ENDPOINT")
+        .unwrap_or_else(|_| "http://s3.localhost:8015".into());
+    let store = S3Store::connect(S3Settings {
+        bucket: "thumbfarm-vhost".into(),
+        endpoint: Some(endpoint.clone()),
+        region: "us-east-1".into(),
+        path_style: false,
+        create_bucket: true,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("virtual-host S3 at {endpoint} (scripts/services.sh): {e}"));
+    let prefix = format!("vhost-{}", uuid::Uuid::new_v4().simple());
+    let key = format!("{prefix}/thumbs/a/b/c/x_720x720_fit.jpg");
+    let data = body(100_000, 7);
+    store
+        .put(&key, Bytes::from(data.clone()), "image/jpeg")
+        .await
+        .expect("put over virtual-host addressing");
+    assert_eq!(
+        store.get(&key).await.expect("get").as_ref(),
+        data.as_slice()
+    );
+    let (meta, stream) = store
+        .get_stream(&key, Some(ByteRange { start: 10, end: 19 }))
+        .await
+        .expect("ranged get");
+    assert_eq!(meta.size, 100_000);
+    let chunks: Vec<Bytes> = stream.try_collect().await.expect("range body");
+    assert_eq!(chunks.concat(), &data[10..20]);
+    let page = store.list(&prefix, None, 10).await.expect("list");
+    assert_eq!(page.objects.len(), 1);
+    store.delete(&key).await.expect("delete");
+    assert!(store.head(&key).await.expect("head").is_none());
+}
