@@ -53,7 +53,10 @@ pub(crate) fn video_graph(
         out.set_pixel_format(target.format);
     }
     let name = target.format.descriptor().map_or("yuv420p", |d| d.name());
-    let range = if target.limited_range {
+    // Only full-range ("JPEG") sources need converting: asking for TV range
+    // on a source that already is (or does not say) would make the scaler
+    // copy every frame instead of passing it through.
+    let range = if target.limited_range && frame.color_range() == ffmpeg::color::Range::JPEG {
         ":out_range=tv"
     } else {
         ""
