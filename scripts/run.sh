@@ -42,6 +42,11 @@ find "$PHOTOS" -maxdepth 1 -type f \( -iname '*.jpg' -o -iname '*.heic' -o -inam
       printf '  %-28s %s%s\n' "$(basename "$f") $size" "$base" "$("$bin" url "$hash" "$size")"
     done
   done
+find "$PHOTOS" -maxdepth 1 -type f \( -iname '*.mp4' -o -iname '*.mov' \) 2>/dev/null \
+  | sort | head -1 | while read -r f; do
+    hash=$(sha1sum "$f" | cut -d' ' -f1)
+    printf '  %-28s %s%s\n' "$(basename "$f") avc" "$base" "$("$bin" url "$hash" avc)"
+  done
 echo "  preview list: curl -H 'Authorization: Bearer $THUMBFARM_API_KEYS' $base/api/v1/previews/<hash>"
 echo "  metrics:      $base/metrics"
 echo "run: Ctrl-C to stop"
