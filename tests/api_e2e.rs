@@ -10,7 +10,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -19,41 +18,6 @@ use thumbfarm_shared::sizes::{plan, resolve, Plan, Size};
 use thumbfarm_shared::AssetHash;
 
 const KEY: &str = "e2e-api-key-0123456789";
-
-/// Starts `thumbfarm-api serve` on a free port with extra environment.
-fn spawn_api(env: &[(&str, String)]) -> (Proc, String) {
-    let port = free_port();
-    let mut cmd = Command::new(binary("thumbfarm-api", "thumbfarm-api"));
-    cmd.arg("serve")
-        .env("THUMBFARM_LISTEN", format!("127.0.0.1:{port}"))
-        .env("THUMBFARM_API_KEYS", KEY)
-        .env("THUMBFARM_LOG", "warn")
-        .env("THUMBFARM_QUEUE_STATS_INTERVAL", "0.5")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().expect("spawn thumbfarm-api");
-    (
-        Proc {
-            child,
-            name: "thumbfarm-api".into(),
-        },
-        format!("http://127.0.0.1:{port}"),
-    )
-}
-
-async fn wait_healthy(client: &reqwest::Client, base: &str) {
-    wait_until(Duration::from_secs(60), "the API to listen", || async {
-        client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
-}
 
 /// Uploads a file through `POST /api/v1/ingest`; returns its hash.
 async fn ingest(client: &reqwest::Client, base: &str, path: &Path) -> AssetHash {
@@ -187,11 +151,14 @@ async fn check_error_statuses(client: &reqwest::Client, base: &str, hash: &Asset
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_machine_mode_serves_every_size() {
     let data = tempfile::tempdir().expect("tempdir");
-    let (_api, base) = spawn_api(&[
-        ("THUMBFARM_DATA_DIR", data.path().display().to_string()),
-        // A small dynamic limit shows the over-limit answer too.
-        ("THUMBFARM_DYNAMIC_SIZE_LIMIT", "4096".into()),
-    ]);
+    let (_api, base) = spawn_api(
+        KEY,
+        &[
+            ("THUMBFARM_DATA_DIR", data.path().display().to_string()),
+            // A small dynamic limit shows the over-limit answer too.
+            ("THUMBFARM_DYNAMIC_SIZE_LIMIT", "4096".into()),
+        ],
+    );
     let client = reqwest::Client::new();
     wait_healthy(&client, &base).await;
 
@@ -224,17 +191,20 @@ async fn distributed_mode_with_a_separate_worker() {
     let bucket = unique_bucket("api");
     let store = s3_store(&endpoint, &bucket).await;
     let (key, secret) = s3_credentials();
-    let (_api, base) = spawn_api(&[
-        ("THUMBFARM_AMQP_URL", amqp_url()),
-        ("THUMBFARM_S3_BUCKET", bucket.clone()),
-        ("THUMBFARM_S3_ENDPOINT", endpoint.clone()),
-        ("THUMBFARM_S3_PATH_STYLE", "true".into()),
-        ("THUMBFARM_WAIT_TIMEOUT", "3".into()),
-        ("THUMBFARM_RETRY_AFTER", "7".into()),
-        ("AWS_ACCESS_KEY_ID", key),
-        ("AWS_SECRET_ACCESS_KEY", secret),
-        ("AWS_REGION", "us-east-1".into()),
-    ]);
+    let (_api, base) = spawn_api(
+        KEY,
+        &[
+            ("THUMBFARM_AMQP_URL", amqp_url()),
+            ("THUMBFARM_S3_BUCKET", bucket.clone()),
+            ("THUMBFARM_S3_ENDPOINT", endpoint.clone()),
+            ("THUMBFARM_S3_PATH_STYLE", "true".into()),
+            ("THUMBFARM_WAIT_TIMEOUT", "3".into()),
+            ("THUMBFARM_RETRY_AFTER", "7".into()),
+            ("AWS_ACCESS_KEY_ID", key),
+            ("AWS_SECRET_ACCESS_KEY", secret),
+            ("AWS_REGION", "us-east-1".into()),
+        ],
+    );
     let client = reqwest::Client::new();
     wait_healthy(&client, &base).await;
 

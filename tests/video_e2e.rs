@@ -8,37 +8,16 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 use thumbfarm_shared::messages::{SourceRef, TranscodeJob, V1};
-use thumbfarm_shared::queue::{publish_json, Exchange, QueueName};
+use thumbfarm_shared::queue::{publish_json, Exchange, Queue, QueueName};
+use thumbfarm_shared::store::Store;
 use thumbfarm_shared::{AssetHash, KeyLayout};
 
 const KEY: &str = "e2e-video-key-0123456789";
-
-fn spawn_api(env: &[(&str, String)]) -> (Proc, String) {
-    let port = free_port();
-    let mut cmd = Command::new(binary("thumbfarm-api", "thumbfarm-api"));
-    cmd.arg("serve")
-        .env("THUMBFARM_LISTEN", format!("127.0.0.1:{port}"))
-        .env("THUMBFARM_API_KEYS", KEY)
-        .env("THUMBFARM_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().expect("spawn thumbfarm-api");
-    (
-        Proc {
-            child,
-            name: "thumbfarm-api".into(),
-        },
-        format!("http://127.0.0.1:{port}"),
-    )
-}
 
 /// `ffprobe -show_format -show_streams` of a file, as JSON.
 fn ffprobe(path: &Path) -> serde_json::Value {
@@ -174,6 +153,37 @@ async fn thumb_size(client: &reqwest::Client, url: &str) -> (u32, u32) {
     }
 }
 
+/// Stores a video original under its hash; returns the hash.
+async fn upload_video(store: &dyn Store, body: Vec<u8>) -> AssetHash {
+    let hash = AssetHash::of_bytes(&body);
+    store
+        .put(
+            &KeyLayout::default().original(&hash, "mp4"),
+            body.into(),
+            "video/mp4",
+        )
+        .await
+        .expect("upload");
+    hash
+}
+
+/// Publishes the `avc` transcode job of an uploaded original.
+async fn publish_transcode(queue: &dyn Queue, hash: AssetHash) {
+    let job = TranscodeJob {
+        v: V1,
+        hash: Some(hash),
+        source: SourceRef {
+            bucket: None,
+            key: KeyLayout::default().original(&hash, "mp4"),
+        },
+        format: "avc".into(),
+        force: false,
+    };
+    publish_json(queue, Exchange::Jobs, "transcode", &job)
+        .await
+        .expect("publish");
+}
+
 fn s3_env(endpoint: &str, bucket: &str) -> Vec<(&'static str, String)> {
     let (key, secret) = s3_credentials();
     vec![
@@ -198,18 +208,11 @@ async fn videos_are_transcoded_streamed_by_range_and_get_posters() {
     let mut env = s3_env(&endpoint, &bucket);
     env.push(("THUMBFARM_VIDEO_WAIT", "0".into()));
     env.push(("THUMBFARM_RETRY_AFTER", "2".into()));
-    let (_api, base) = spawn_api(&env);
+    let (_api, base) = spawn_api(KEY, &env);
     let _render = spawn_worker(&endpoint, &bucket, &[("THUMBFARM_QUEUES", "render")]);
     let _transcode = spawn_worker(&endpoint, &bucket, &[("THUMBFARM_QUEUES", "transcode")]);
     let client = reqwest::Client::new();
-    wait_until(Duration::from_secs(60), "the API to listen", || async {
-        client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
+    wait_healthy(&client, &base).await;
 
     let dir = tempfile::tempdir().expect("tempdir");
     // An H.264 MP4 (remuxed), an AVI and a MOV with AAC audio.
@@ -308,22 +311,8 @@ async fn hostile_videos_are_dead_lettered_with_a_reason() {
             std::fs::read(corpus().join("seed/christmas.mp4")).expect("mp4"),
         )])
     {
-        let hash = AssetHash::of_bytes(&body);
-        let key = layout.original(&hash, "mp4");
-        store
-            .put(&key, body.into(), "video/mp4")
-            .await
-            .expect("upload");
-        let job = TranscodeJob {
-            v: V1,
-            hash: Some(hash),
-            source: SourceRef { bucket: None, key },
-            format: "avc".into(),
-            force: false,
-        };
-        publish_json(queue.as_ref(), Exchange::Jobs, "transcode", &job)
-            .await
-            .expect("publish");
+        let hash = upload_video(store.as_ref(), body).await;
+        publish_transcode(queue.as_ref(), hash).await;
         hashes.push((name, hash));
     }
     let mut worker = spawn_worker(&endpoint, &bucket, &[("THUMBFARM_QUEUES", "transcode")]);
@@ -391,28 +380,14 @@ async fn sigkill_mid_transcode_redoes_it_and_never_shows_a_partial_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clip = synthetic_clip(dir.path());
     let body = std::fs::read(&clip).expect("clip");
-    let hash = AssetHash::of_bytes(&body);
-    let key = layout.original(&hash, "mp4");
-    store
-        .put(&key, body.into(), "video/mp4")
-        .await
-        .expect("upload");
+    let hash = upload_video(store.as_ref(), body).await;
 
     // Progress events tell when the transcode is under way.
     let mut progress = queue
         .subscribe(&format!("progress.{hash}"))
         .await
         .expect("subscribe");
-    let job = TranscodeJob {
-        v: V1,
-        hash: Some(hash),
-        source: SourceRef { bucket: None, key },
-        format: "avc".into(),
-        force: false,
-    };
-    publish_json(queue.as_ref(), Exchange::Jobs, "transcode", &job)
-        .await
-        .expect("publish");
+    publish_transcode(queue.as_ref(), hash).await;
     let mut worker = spawn_worker(&endpoint, &bucket, &[("THUMBFARM_QUEUES", "transcode")]);
     let first = tokio::time::timeout(Duration::from_secs(120), progress.next())
         .await

@@ -261,6 +261,43 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// Starts `thumbfarm-api serve` on a free port with `api_key` and extra
+/// environment; returns the process and its base URL.
+pub fn spawn_api(api_key: &str, env: &[(&str, String)]) -> (Proc, String) {
+    let port = free_port();
+    let mut cmd = Command::new(binary("thumbfarm-api", "thumbfarm-api"));
+    cmd.arg("serve")
+        .env("THUMBFARM_LISTEN", format!("127.0.0.1:{port}"))
+        .env("THUMBFARM_API_KEYS", api_key)
+        .env("THUMBFARM_LOG", "warn")
+        .env("THUMBFARM_QUEUE_STATS_INTERVAL", "0.5")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("spawn thumbfarm-api");
+    (
+        Proc {
+            child,
+            name: "thumbfarm-api".into(),
+        },
+        format!("http://127.0.0.1:{port}"),
+    )
+}
+
+/// Waits until the API at `base` answers `/healthz`.
+pub async fn wait_healthy(client: &reqwest::Client, base: &str) {
+    wait_until(Duration::from_secs(60), "the API to listen", || async {
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+}
+
 /// Starts a worker process against the broker and an S3 bucket.
 pub fn spawn_worker(endpoint: &str, bucket: &str, extra_env: &[(&str, &str)]) -> Proc {
     let (key, secret) = s3_credentials();
