@@ -7,6 +7,8 @@
 //! and the publish, deliver and ack rates the broker measures. Without it
 //! the API falls back to AMQP (`unacked` stays 0, no rates).
 
+use crate::config::OptionError;
+use crate::urls::percent_decode;
 use serde::Deserialize;
 use std::time::Duration;
 use thumbfarm_shared::queue::{QueueName, QueueStats};
@@ -24,12 +26,19 @@ pub struct BrokerQueue {
     pub ack_rate: f64,
 }
 
+/// The option that configures the client.
+const OPTION: &str = "--rabbitmq-management-url";
+
+fn option_error(message: impl Into<String>) -> OptionError {
+    OptionError {
+        option: OPTION,
+        message: message.into(),
+    }
+}
+
 /// Why the management API could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ManagementError {
-    /// The URL option is unusable.
-    #[error("invalid option --rabbitmq-management-url: {0}")]
-    Config(String),
     /// The request failed or the answer was not understood.
     #[error("RabbitMQ management API: {0}")]
     Request(String),
@@ -85,26 +94,6 @@ fn encode_segment(s: &str) -> String {
         .collect()
 }
 
-/// Decodes `%XX` escapes (for credentials and the vhost in URLs).
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 3 <= bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-            if let Ok(b) = u8::from_str_radix(hex, 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The virtual host of an AMQP URL (`/` when the path is empty).
 pub fn vhost_of(amqp_url: &str) -> String {
     let rest = amqp_url.split_once("://").map_or(amqp_url, |(_, r)| r);
@@ -113,37 +102,37 @@ pub fn vhost_of(amqp_url: &str) -> String {
     if path.is_empty() {
         "/".to_string()
     } else {
-        decode(path)
+        percent_decode(path)
     }
 }
 
 impl ManagementApi {
     /// A client for `url` (`http://user:pass@host:15672`; credentials default
     /// to guest/guest) and the vhost of `amqp_url`.
-    pub fn new(url: &str, amqp_url: Option<&str>) -> Result<Self, ManagementError> {
+    pub fn new(url: &str, amqp_url: Option<&str>) -> Result<Self, OptionError> {
         let url = url.trim().trim_end_matches('/');
         let (scheme, rest) = url
             .split_once("://")
             .filter(|(s, _)| *s == "http" || *s == "https")
-            .ok_or_else(|| ManagementError::Config("must start with http:// or https://".into()))?;
+            .ok_or_else(|| option_error("must start with http:// or https://"))?;
         let (auth, host) = match rest.rsplit_once('@') {
             Some((auth, host)) => (Some(auth), host),
             None => (None, rest),
         };
         if host.is_empty() {
-            return Err(ManagementError::Config("no host".into()));
+            return Err(option_error("no host"));
         }
         let (user, password) = match auth {
             Some(a) => {
                 let (u, p) = a.split_once(':').unwrap_or((a, ""));
-                (decode(u), decode(p))
+                (percent_decode(u), percent_decode(p))
             }
             None => ("guest".to_string(), "guest".to_string()),
         };
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
-            .map_err(|e| ManagementError::Config(e.to_string()))?;
+            .map_err(|e| option_error(e.to_string()))?;
         Ok(ManagementApi {
             client,
             base: format!("{scheme}://{host}"),
@@ -181,7 +170,7 @@ impl ManagementApi {
 pub fn from_option(
     url: Option<&str>,
     amqp_url: Option<&str>,
-) -> Result<Option<ManagementApi>, ManagementError> {
+) -> Result<Option<ManagementApi>, OptionError> {
     url.map(str::trim)
         .filter(|u| !u.is_empty())
         .map(|u| ManagementApi::new(u, amqp_url))
@@ -222,13 +211,18 @@ mod tests {
         assert_eq!(m.vhost, "/");
         let m = ManagementApi::new("https://rabbit", Some("amqp://u:p@h:5672/photos")).unwrap();
         assert_eq!((m.user.as_str(), m.vhost.as_str()), ("guest", "photos"));
-        assert!(ManagementApi::new("rabbit:15672", None).is_err());
+        assert_eq!(
+            ManagementApi::new("rabbit:15672", None)
+                .unwrap_err()
+                .to_string(),
+            "invalid option --rabbitmq-management-url: must start with http:// or https://"
+        );
         assert!(ManagementApi::new("http://", None).is_err());
         assert_eq!(vhost_of("amqp://guest:guest@127.0.0.1:5672/%2f"), "/");
         assert_eq!(vhost_of("amqp://127.0.0.1:5672"), "/");
         assert_eq!(encode_segment("/"), "%2F");
-        assert_eq!(decode("a%2fb%zz%"), "a/b%zz%");
-        assert_eq!(decode("\u{e9}%4"), "\u{e9}%4");
+        assert_eq!(percent_decode("a%2fb%zz%%+1"), "a/b%zz%%+1");
+        assert_eq!(percent_decode("\u{e9}%4"), "\u{e9}%4");
     }
 
     #[test]

@@ -128,11 +128,7 @@ impl Server {
             management: crate::broker_stats::from_option(
                 args.api.rabbitmq_management_url.as_deref(),
                 args.queue.amqp_url.as_deref(),
-            )
-            .map_err(|e| OptionError {
-                option: "--rabbitmq-management-url",
-                message: e.to_string(),
-            })?,
+            )?,
             grace: args.api.shutdown_grace,
         })
     }

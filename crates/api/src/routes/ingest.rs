@@ -78,39 +78,13 @@ pub fn content_disposition_name(value: &str) -> Option<String> {
         let val = val.trim();
         if key == "filename*" {
             if let Some((_, encoded)) = val.split_once("''") {
-                return Some(percent_decode(encoded));
+                return Some(crate::urls::percent_decode(encoded));
             }
         } else if key == "filename" {
             plain = Some(val.trim_matches('"').to_string());
         }
     }
     plain.filter(|n| !n.is_empty())
-}
-
-fn percent_decode(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(h * 16 + l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The extension of a file name, if any.

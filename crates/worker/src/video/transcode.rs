@@ -122,9 +122,6 @@ fn try_open_encoder(
     }
     let crf = opts.crf.to_string();
     let mut dict = Dictionary::new();
-    // One encoder thread per core, as the ffmpeg CLI does (libavcodec's
-    // default is a single thread).
-    dict.set("threads", "auto");
     match name {
         "libx264" => {
             dict.set("preset", &opts.preset);
