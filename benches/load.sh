@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Load bench for cached thumbnails: wrk against thumbfarm-api (local store)
+# Load bench for cached thumbnails: wrk against thumbfarm (local store; the
+# API is the same code as thumbfarm-api, the in-process worker only renders)
 # and against nginx serving the same file from the same directory, same run.
 # Prints a Markdown table for docs/benchmarks.md.
 set -euo pipefail
@@ -10,8 +11,8 @@ THREADS=${THREADS:-2}
 PHOTO=${PHOTO:-../shared/corpus/seed/elephants.jpg}
 API_PORT=${API_PORT:-18080}
 NGINX_PORT=${NGINX_PORT:-18081}
-bin=target/release/thumbfarm-api
-[ -x "$bin" ] || cargo build --release -q -p thumbfarm-api
+bin=target/release/thumbfarm
+[ -x "$bin" ] || cargo build --release -q -p thumbfarm
 
 work=$(mktemp -d)
 trap 'kill $api 2>/dev/null || true; nginx -c "$work/nginx.conf" -s stop 2>/dev/null || true; rm -rf "$work"' EXIT

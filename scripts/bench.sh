@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release -q -p thumbfarm-worker -p thumbfarm-api
+cargo build --release -q -p thumbfarm-worker -p thumbfarm-api -p thumbfarm
 echo "## machine"; nproc; grep -m1 'model name' /proc/cpuinfo; free -g | head -2
 echo "## criterion (render stages)"
 cargo bench -q -p thumbfarm-worker --bench render -- --noplot 2>&1 | grep -E 'time:|^[a-z_/0-9]+' || true

@@ -11,6 +11,7 @@ import sys
 bindir = sys.argv[1] if len(sys.argv) > 1 else "target/debug"
 COMMANDS = [
     ("thumbfarm-api", ["serve"]),
+    ("thumbfarm", ["serve"]),
     ("thumbfarm-api", ["planner"]),
     ("thumbfarm-api", ["backfill"]),
     ("thumbfarm-api", ["ingest"]),

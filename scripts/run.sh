@@ -13,8 +13,9 @@ export THUMBFARM_DATA_DIR=${THUMBFARM_DATA_DIR:-./data}
 base="http://$THUMBFARM_LISTEN"
 
 echo "run: building (release)"
-cargo build --release -q -p thumbfarm-api -p thumbfarm-worker
-bin=target/release/thumbfarm-api
+cargo build --release -q -p thumbfarm
+# `thumbfarm` is the API with the worker in-process (single-machine mode).
+bin=target/release/thumbfarm
 
 "$bin" serve &
 server=$!

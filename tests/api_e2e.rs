@@ -1,5 +1,5 @@
 //! The API end to end in both modes, with the real binaries:
-//! - single-machine: `thumbfarm-api serve` alone (in-process queue and worker,
+//! - single-machine: `thumbfarm serve` alone (in-process queue and worker,
 //!   local directory store);
 //! - distributed: `thumbfarm-api serve` on RabbitMQ + S3 and a separate
 //!   `thumbfarm-worker` process.
@@ -151,7 +151,7 @@ async fn check_error_statuses(client: &reqwest::Client, base: &str, hash: &Asset
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_machine_mode_serves_every_size() {
     let data = tempfile::tempdir().expect("tempdir");
-    let (_api, base) = spawn_api(
+    let (_api, base) = spawn_single_machine(
         KEY,
         &[
             ("THUMBFARM_DATA_DIR", data.path().display().to_string()),

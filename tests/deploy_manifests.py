@@ -142,13 +142,14 @@ def env_options(*dirs):
 
 
 def accepted_env():
-    """THUMBFARM_* options per binary. The API flattens the worker's
-    RenderArgs/ConsumerArgs (in-process worker), the worker does not see the
-    API's options."""
+    """THUMBFARM_* options per binary. The API sees only its own and the
+    shared options (it links no worker code); `thumbfarm` (single machine)
+    adds the worker's RenderArgs/ConsumerArgs to the API's."""
     shared = env_options(CRATES / "shared" / "src")
     worker = shared | env_options(CRATES / "worker" / "src")
-    api = shared | env_options(CRATES / "api" / "src") | env_options(CRATES / "worker" / "src" / "config.rs")
-    return {"thumbfarm-api": api, "thumbfarm-worker": worker}
+    api = shared | env_options(CRATES / "api" / "src")
+    single = api | env_options(CRATES / "worker" / "src" / "config.rs") | env_options(CRATES / "thumbfarm" / "src")
+    return {"thumbfarm-api": api, "thumbfarm-worker": worker, "thumbfarm": single}
 
 
 def rust_metrics():
@@ -642,9 +643,12 @@ def container_env(o, objs, include_secret_refs=True):
 def binary_of(container):
     words = (container.get("command") or []) + (container.get("args") or [])
     for w in words:
-        if w in ("thumbfarm-api", "thumbfarm-worker") or w.endswith(("/thumbfarm-api", "/thumbfarm-worker")):
-            return w.rsplit("/", 1)[-1]
-    return "thumbfarm-api"  # the image's CMD
+        name = w.rsplit("/", 1)[-1]
+        if name in ("thumbfarm-api", "thumbfarm-worker", "thumbfarm"):
+            return name
+    # The image's CMD: the api image runs thumbfarm-api, the full one thumbfarm.
+    image = container.get("image", "").rsplit("/", 1)[-1].split(":")[0].split("@")[0]
+    return "thumbfarm-api" if image.endswith("thumbfarm-api") else "thumbfarm"
 
 
 def prestop_sleep(container):
@@ -742,6 +746,9 @@ def k8s_workloads_probes_security_resources_and_grace():
                 fail(sleep > 0, f"{where} {name}: preStop sleep missing")
                 if binary == "thumbfarm-api":
                     fail(ports.get("http") == 8080, f"{where} {name}: port http must be 8080")
+                    fail(ports.get("admin") == 9090 and env.get("THUMBFARM_ADMIN_LISTEN", "").endswith(":9090"),
+                         f"{where} {name}: the status page and /metrics belong on the operator port "
+                         f"(port admin 9090, THUMBFARM_ADMIN_LISTEN)")
                     fail(env.get("THUMBFARM_LISTEN", "").endswith(":8080") and not env["THUMBFARM_LISTEN"].startswith("127."),
                          f"{where} {name}: THUMBFARM_LISTEN must listen on all interfaces, port 8080")
                     expect = {"readinessProbe": "/readyz", "livenessProbe": "/healthz"}
@@ -798,9 +805,31 @@ def k8s_selectors_services_hpa_pdb_servicemonitors_match():
                     fail(all(ep.get("port") in {p.get("name") for p in s["spec"]["ports"]} for s in matched),
                          f"{where} ServiceMonitor/{n}: port {ep.get('port')} not on the Service")
                     fail(ep.get("path") == "/metrics", f"{where} ServiceMonitor/{n}: path must be /metrics")
+                if n == "thumbfarm-api":
+                    fail(all(ep.get("port") == "admin" for ep in sm["spec"]["endpoints"]),
+                         f"{where} ServiceMonitor/{n}: the API's /metrics is on its operator port (admin)")
             # The job label (Service name by default) must be what the alerts use.
             fail(all(s["metadata"]["name"] in ("thumbfarm-api", "thumbfarm-worker") for s in matched),
                  f"{where} ServiceMonitor/{n}: job label would not be thumbfarm-api / thumbfarm-worker")
+    fail.done()
+
+
+@test
+def k8s_ingress_exposes_only_the_public_routes():
+    """The status page and /metrics never leave the cluster: every Ingress
+    path is a public route of the API, on its public port."""
+    fail = Failures()
+    allowed = ("/api/v1/t/", "/api/v1/videos/", "/api/v1/previews/", "/api/v1/ingest", "/api/v1/assets/")
+    for where, objs in rendered_builds().items():
+        for n, ing in by_kind(objs, "Ingress").items():
+            for rule in ing["spec"].get("rules", []):
+                for p in (rule.get("http") or {}).get("paths", []):
+                    path = p.get("path", "/")
+                    fail(any(path == a or path.startswith(a) for a in allowed) and path not in ("/", ""),
+                         f"{where} Ingress/{n}: path {path} exposes more than the public routes")
+                    port = ((p.get("backend") or {}).get("service") or {}).get("port") or {}
+                    fail(port.get("name") == "http" or port.get("number") == 8080,
+                         f"{where} Ingress/{n}: {path} must go to the public port (http), not {port}")
     fail.done()
 
 
@@ -1031,6 +1060,7 @@ def compose_stack_services_env_and_mounts():
     build = (svcs.get("api") or {}).get("build") or {}
     fail((DEPLOY / build.get("context", ".") / build.get("dockerfile", "Dockerfile")).resolve()
          == (DEPLOY / "docker" / "Dockerfile").resolve(), "compose api: build must use deploy/docker/Dockerfile")
+    fail(build.get("target") == "api", "compose api: build the decoder-free `api` stage")
     fail.done()
     pending(f"compose: {v} is not an option in the Rust sources yet ({PENDING_ENV[v][1]})" for v in skipped)
 
@@ -1044,8 +1074,8 @@ def prometheus_config_scrapes_api_and_workers_and_loads_rules():
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
     api = jobs.get("thumbfarm-api", {})
     worker = jobs.get("thumbfarm-worker", {})
-    fail(any(t.endswith(":8080") for sc in api.get("static_configs", []) for t in sc["targets"]),
-         "prometheus.yml: job thumbfarm-api must scrape port 8080")
+    fail(any(t.endswith(":9090") for sc in api.get("static_configs", []) for t in sc["targets"]),
+         "prometheus.yml: job thumbfarm-api must scrape its operator port 9090")
     fail(any(d.get("port") == 9091 for d in worker.get("dns_sd_configs", [])) or
          any(t.endswith(":9091") for sc in worker.get("static_configs", []) for t in sc["targets"]),
          "prometheus.yml: job thumbfarm-worker must scrape port 9091")
@@ -1112,25 +1142,41 @@ def dockerfile_multistage_nonroot_with_runtime_libs():
         fail(re.search(rf"(^|\s){re.escape(pkg)}(\s|$)", runtime), f"Dockerfile runtime: package {pkg} missing")
     fail("-dev" not in runtime, "Dockerfile runtime: no -dev packages in the runtime image")
     crates = crate_names()
-    m = re.search(r"cargo build ([^&\n]*)", builder)
-    if fail(m, "Dockerfile: no cargo build"):
-        args = m.group(1)
-        fail("--release" in args and "--locked" in args, "Dockerfile: cargo build --release --locked")
-        for p in ("thumbfarm-api", "thumbfarm-worker"):
-            fail(f"-p {p}" in args and p in crates, f"Dockerfile: cargo build -p {p} (a workspace crate)")
+    builds = re.findall(r"cargo build ([^&\n]*)", builder)
+    if fail(builds, "Dockerfile: no cargo build"):
+        for args in builds:
+            fail("--release" in args and "--locked" in args, "Dockerfile: cargo build --release --locked")
+        every = " ".join(builds)
+        for p in ("thumbfarm-api", "thumbfarm-worker", "thumbfarm"):
+            fail(re.search(rf"-p {p}(\s|$)", every) and p in crates, f"Dockerfile: cargo build -p {p} (a workspace crate)")
+        # The API is built on its own, so no decoder is linked into it.
+        fail(any(a.split("-p")[1:] and [x.split()[0] for x in a.split("-p")[1:]] == ["thumbfarm-api"] for a in builds),
+             "Dockerfile: the API must be built alone (`cargo build -p thumbfarm-api`), without the worker's features")
     copies = [i["value"] for i in ins if i["instruction"] == "COPY" and i["startline"] > last_from]
     fail(any("--from=builder" in c and "thumbfarm-api" in c and "thumbfarm-worker" in c for c in copies),
          "Dockerfile: COPY --from=builder of both binaries")
+    # The decoder-free API image.
+    api_from = [i for i in froms if re.search(r"\sAS\s+api$", i["value"], re.I)]
+    if fail(api_from, "Dockerfile: no `AS api` stage (the decoder-free API image)"):
+        start = api_from[0]["startline"]
+        end = min([i["startline"] for i in froms if i["startline"] > start] or [10**9])
+        stage = [i for i in ins if start < i["startline"] < end]
+        api_runs = "\n".join(i["value"] for i in stage if i["instruction"] == "RUN")
+        for lib in ["libav", "libsw", "libheif", "liblcms", "libde265", "libdav1d", "libjpeg"]:
+            fail(lib not in api_runs, f"Dockerfile api stage: installs {lib}*, a decoder library")
+        api_copies = " ".join(i["value"] for i in stage if i["instruction"] == "COPY")
+        fail("thumbfarm-api" in api_copies and "thumbfarm-worker" not in api_copies,
+             "Dockerfile api stage: copies thumbfarm-api and no worker")
     users = [i["value"] for i in ins if i["instruction"] == "USER" and i["startline"] > last_from]
     fail(users and users[-1].split(":")[0] not in ("root", "0"), "Dockerfile: runtime USER must be non-root")
     exposed = " ".join(i["value"] for i in ins if i["instruction"] == "EXPOSE").split()
-    fail({"8080", "9091"} <= set(exposed), f"Dockerfile: EXPOSE 8080 9091 (has {exposed})")
+    fail({"8080", "9090", "9091"} <= set(exposed), f"Dockerfile: EXPOSE 8080 9090 9091 (has {exposed})")
     ep = [i["value"] for i in ins if i["instruction"] == "ENTRYPOINT"]
     fail(ep and "tini" in ep[-1], "Dockerfile: tini as entrypoint")
     envs = " ".join(i["value"] for i in ins if i["instruction"] == "ENV")
     accepted = accepted_env()
     for var in re.findall(r"(THUMBFARM_[A-Z0-9_]+)=", envs):
-        fail(var in accepted["thumbfarm-api"] | accepted["thumbfarm-worker"], f"Dockerfile: ENV {var} is no option")
+        fail(var in accepted["thumbfarm"] | accepted["thumbfarm-worker"], f"Dockerfile: ENV {var} is no option")
     ignore = (DEPLOY / "docker" / "Dockerfile.dockerignore").read_text().split()
     fail("target/" in ignore or "target" in ignore, "Dockerfile.dockerignore must exclude target/")
     # On a bookworm machine with the -dev packages installed, the runtime

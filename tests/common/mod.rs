@@ -264,8 +264,18 @@ pub fn free_port() -> u16 {
 /// Starts `thumbfarm-api serve` on a free port with `api_key` and extra
 /// environment; returns the process and its base URL.
 pub fn spawn_api(api_key: &str, env: &[(&str, String)]) -> (Proc, String) {
+    spawn_server("thumbfarm-api", api_key, env)
+}
+
+/// Starts `thumbfarm serve` (the API with the worker in-process) on a free
+/// port, like [`spawn_api`].
+pub fn spawn_single_machine(api_key: &str, env: &[(&str, String)]) -> (Proc, String) {
+    spawn_server("thumbfarm", api_key, env)
+}
+
+fn spawn_server(name: &str, api_key: &str, env: &[(&str, String)]) -> (Proc, String) {
     let port = free_port();
-    let mut cmd = Command::new(binary("thumbfarm-api", "thumbfarm-api"));
+    let mut cmd = Command::new(binary(name, name));
     cmd.arg("serve")
         .env("THUMBFARM_LISTEN", format!("127.0.0.1:{port}"))
         .env("THUMBFARM_API_KEYS", api_key)
@@ -276,11 +286,11 @@ pub fn spawn_api(api_key: &str, env: &[(&str, String)]) -> (Proc, String) {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().expect("spawn thumbfarm-api");
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
     (
         Proc {
             child,
-            name: "thumbfarm-api".into(),
+            name: name.into(),
         },
         format!("http://127.0.0.1:{port}"),
     )

@@ -1,35 +1,38 @@
-//! thumbfarm-api: the HTTP API of thumbfarm.
+//! thumbfarm-api: the HTTP API of thumbfarm. It never decodes an image or a
+//! video: rendering is the worker's (`thumbfarm-worker`, or in-process in
+//! the `thumbfarm` single-machine binary).
 //!
-//! - [`app`]: [`AppState`] and [`router`];
-//! - [`routes`]: thumbnails (on demand), preview lists, ingest, operations;
-//! - [`ondemand`]: the coordinator that turns concurrent misses into one job
-//!   and one wait per asset;
-//! - [`planner`]: which sizes a job renders;
-//! - [`server`]: `thumbfarm-api serve` ([`serve`], [`Server`]);
-//! - [`cli`]: the `ingest` and `url` subcommands;
-//! - [`ingest_events`]: the ingest planner (`thumbfarm.ingest` → jobs);
-//! - [`backfill`]: `thumbfarm-api backfill` (manifests → missing outputs → jobs);
-//! - [`config`], [`metrics`], [`openapi`], [`placeholder`], [`error`].
+//! The parts, in the order a request meets them:
+//! - [`router`]: every route with its handler and listener; [`state`]:
+//!   [`AppState`], what every handler reads;
+//! - [`routes`]: the handlers (thumbnails, videos, preview lists, ingest,
+//!   status, operations), with [`http`] (errors, placeholders, API keys,
+//!   `Range`) and [`urls`] (minting URLs);
+//! - [`services`]: what the routes use (the on-demand coordinator, the hot
+//!   cache, the status board);
+//! - [`planning`]: every job the API publishes is built there;
+//! - [`background`]: the ingest planner, the backfill, the queue-stats
+//!   poller;
+//! - [`server`]: `serve` (listeners, background processes, sidecars such as
+//!   an in-process worker); [`cli`]: the other subcommands; [`config`]:
+//!   their options;
+//! - [`metrics`], [`openapi`].
 
-pub mod app;
-pub mod auth;
-pub mod backfill;
-pub mod broker_stats;
+pub mod background;
 pub mod cli;
 pub mod config;
-pub mod error;
-pub mod hot_cache;
-pub mod ingest_events;
+pub mod http;
 pub mod metrics;
-pub mod ondemand;
 pub mod openapi;
-pub mod placeholder;
-pub mod planner;
-pub mod range;
+pub mod planning;
+pub mod router;
 pub mod routes;
 pub mod server;
+pub mod services;
+pub mod state;
 pub mod urls;
 
-pub use app::{router, routes, AppState};
 pub use config::{ApiOptions, ServeArgs};
-pub use server::{serve, shutdown_signal, ServeError, Server};
+pub use router::{router, routes};
+pub use server::{serve, ServeError, Server, Sidecar};
+pub use state::AppState;

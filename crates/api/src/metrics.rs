@@ -11,7 +11,7 @@ use prometheus::{
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use thumbfarm_shared::queue::{Queue, QueueStats};
+use thumbfarm_shared::queue::QueueStats;
 
 /// Outcomes of an on-demand wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,7 +268,7 @@ impl Metrics {
     }
 
     /// Sets the queue gauges and rates from the management API's answer.
-    pub fn set_broker_queues(&self, queues: &[crate::broker_stats::BrokerQueue]) {
+    pub fn set_broker_queues(&self, queues: &[crate::background::management_api::BrokerQueue]) {
         let stats: Vec<QueueStats> = queues.iter().map(|q| q.stats.clone()).collect();
         self.set_queue_stats(&stats);
         for q in queues {
@@ -311,41 +311,6 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
     let response = next.run(request).await;
     metrics.observe_request(&route, response.status().as_u16(), start.elapsed());
     response
-}
-
-/// Polls the queue depths every `interval` into the queue gauges, until
-/// `shutdown` resolves: from RabbitMQ's management API when `management` is
-/// set (unacked counts and rates too), else (or when it fails) over AMQP.
-pub async fn poll_queue_stats(
-    metrics: Arc<Metrics>,
-    queue: Arc<dyn Queue>,
-    management: Option<crate::broker_stats::ManagementApi>,
-    interval: Duration,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        if let Some(api) = &management {
-            match api.queues().await {
-                Ok(queues) if !queues.is_empty() => {
-                    metrics.set_broker_queues(&queues);
-                    continue;
-                }
-                Ok(_) => tracing::debug!("management API lists no thumbfarm queue yet"),
-                Err(e) => tracing::debug!(error = %e, "falling back to AMQP queue stats"),
-            }
-        }
-        match tokio::time::timeout(Duration::from_secs(10), queue.stats()).await {
-            Ok(Ok(stats)) => metrics.set_queue_stats(&stats),
-            Ok(Err(e)) => tracing::debug!(error = %e, "queue stats unavailable"),
-            Err(_) => tracing::debug!("queue stats timed out"),
-        }
-    }
 }
 
 #[cfg(test)]

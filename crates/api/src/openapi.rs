@@ -1,5 +1,5 @@
 //! The OpenAPI 3 document of the API, written by hand. A test checks that it
-//! lists exactly the routes of [`crate::app::routes`].
+//! lists exactly the routes of [`crate::router::routes`].
 
 use serde_json::{json, Value};
 
@@ -173,7 +173,7 @@ pub fn document() -> Value {
             },
             "/": {
                 "get": {
-                    "summary": "Status page (HTML): queue depths and rates, recent failures with their reasons, recent renders as thumbnails. Polls /api/v1/status. No cookies.",
+                    "summary": "Status page (HTML): queue depths and rates, recent failures, recent renders. Polls /api/v1/status, with the API key when one is given in the URL fragment (#key=...) or its form. No cookies. On the operator port when --admin-listen is set.",
                     "responses": {
                         "200": { "description": "The page.", "content": { "text/html": { "schema": { "type": "string" } } } },
                         "404": json_error("The status page is turned off (--status-page false).")
@@ -182,10 +182,11 @@ pub fn document() -> Value {
             },
             "/api/v1/status": {
                 "get": {
-                    "summary": "The data of the status page.",
+                    "summary": "The data of the status page. Without Authorization: the anonymous view (generic failure reasons, no store or queue names, thumbnail URLs only in public token mode). With a valid API key: the operator view.",
                     "responses": {
                         "200": { "description": "Queues, rates, recent failures and renders.",
                                  "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Status" } } } },
+                        "401": json_error("An Authorization header with a key that is not one of --api-keys."),
                         "404": json_error("The status page is turned off (--status-page false).")
                     }
                 }
@@ -238,12 +239,13 @@ pub fn document() -> Value {
                 },
                 "Status": {
                     "type": "object",
-                    "required": ["v", "generated_at", "queues", "rates", "totals", "recent_failures", "recent_renders"],
+                    "required": ["v", "access", "generated_at", "queues", "rates", "totals", "recent_failures", "recent_renders"],
                     "properties": {
                         "v": { "type": "integer" },
+                        "access": { "type": "string", "enum": ["anonymous", "operator"] },
                         "generated_at": { "type": "string", "format": "date-time" },
-                        "store": { "type": "string" },
-                        "queue": { "type": "string" },
+                        "store": { "type": "string", "nullable": true, "description": "Operator view only." },
+                        "queue": { "type": "string", "nullable": true, "description": "Operator view only." },
                         "queues": { "type": "array", "items": {
                             "type": "object",
                             "properties": {
@@ -261,7 +263,9 @@ pub fn document() -> Value {
                         "recent_failures": { "type": "array", "items": {
                             "type": "object",
                             "properties": {
-                                "hash": { "type": "string" }, "reason": { "type": "string" },
+                                "hash": { "type": "string" },
+                                "reason": { "type": "string", "description": "The worker's reason (operator view) or a generic one (anonymous view)." },
+                                "kind": { "type": "string", "enum": ["unsupported", "undecodable", "over_limits", "original_missing", "timed_out", "crashed", "other"] },
                                 "permanent": { "type": "boolean" }, "at": { "type": "string" }
                             }
                         } },

@@ -1,10 +1,16 @@
-//! `thumbfarm-api serve`: opens the store and the queue, binds the listener,
-//! runs the HTTP API (and in single-machine mode the worker) until shutdown.
+//! `thumbfarm-api serve`: opens the store and the queue, binds the
+//! listeners, runs the HTTP API and its background processes (the
+//! queue-stats poller, the ingest planner when `--planner` says so, and any
+//! [`Sidecar`] a composition adds: `thumbfarm serve` runs the worker this
+//! way) until shutdown.
 
-use crate::app::{router, AppState};
-use crate::config::{InProcessWorker, OptionError, PlannerMode, ServeArgs};
-use crate::ingest_events::{Planner, PlannerOptions};
-use crate::metrics;
+use crate::background::ingest_planner::{IngestPlanner, PlannerOptions};
+use crate::background::management_api::{from_option, ManagementApi};
+use crate::background::queue_stats::poll_queue_stats;
+use crate::config::{PlannerMode, ServeArgs};
+use crate::router::{router, split_routers};
+use crate::state::AppState;
+use futures::future::BoxFuture;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,19 +18,15 @@ use std::time::Duration;
 use thumbfarm_shared::config::ConfigError;
 use thumbfarm_shared::queue::Queue;
 use thumbfarm_shared::store::Store;
-use thumbfarm_worker::consumer::{self, WorkerOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// A shared option (store, queue, tokens) is invalid or its backend unreachable.
+    /// An option is invalid or its backend unreachable.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// An API option is invalid.
-    #[error(transparent)]
-    Option(#[from] OptionError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -36,20 +38,50 @@ pub enum ServeError {
     /// Serving failed.
     #[error("HTTP server: {0}")]
     Http(std::io::Error),
-    /// The in-process worker failed.
-    #[error("in-process worker: {0}")]
-    Worker(String),
+    /// A sidecar failed.
+    #[error("{name}: {message}")]
+    Sidecar {
+        /// The sidecar's name.
+        name: &'static str,
+        /// Its error.
+        message: String,
+    },
+}
+
+/// What a sidecar's task ends with.
+pub type SidecarResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Starts a sidecar's task over the server's store and queue, with the
+/// server's stop token.
+pub type SidecarStart = Box<
+    dyn FnOnce(
+            Arc<dyn Store>,
+            Arc<dyn Queue>,
+            CancellationToken,
+        ) -> BoxFuture<'static, SidecarResult>
+        + Send,
+>;
+
+/// A task that runs beside the HTTP server over the same store and queue
+/// until the stop token is cancelled, then has `grace` to finish.
+pub struct Sidecar {
+    /// For logs and errors (`in-process worker`).
+    pub name: &'static str,
+    /// How long it may take to stop after the stop token is cancelled.
+    pub grace: Duration,
+    /// Starts the task.
+    pub start: SidecarStart,
 }
 
 /// A bound, not yet running server.
 pub struct Server {
     listener: TcpListener,
+    admin: Option<TcpListener>,
     state: AppState,
-    run_worker: bool,
-    worker_options: WorkerOptions,
     planner: Option<PlannerOptions>,
+    sidecars: Vec<Sidecar>,
     stats_interval: Duration,
-    management: Option<crate::broker_stats::ManagementApi>,
+    management: Option<ManagementApi>,
     grace: Duration,
 }
 
@@ -58,9 +90,18 @@ impl std::fmt::Debug for Server {
         f.debug_struct("Server")
             .field("addr", &self.listener.local_addr().ok())
             .field("state", &self.state)
-            .field("run_worker", &self.run_worker)
+            .field(
+                "sidecars",
+                &self.sidecars.iter().map(|s| s.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
+}
+
+/// Whether the options name neither a broker nor a bucket (single-machine
+/// mode: in-process queue, local directory).
+pub fn single_machine(args: &ServeArgs) -> bool {
+    !args.store.uses_s3() && !args.queue.uses_amqp()
 }
 
 /// Whether `serve` runs the ingest planner in-process for these options.
@@ -68,22 +109,13 @@ pub fn runs_planner(args: &ServeArgs) -> bool {
     match args.api.planner {
         PlannerMode::On => true,
         PlannerMode::Off => false,
-        PlannerMode::Auto => !args.store.uses_s3() && !args.queue.uses_amqp(),
-    }
-}
-
-/// Whether `serve` runs the worker in-process for these options.
-pub fn runs_worker(args: &ServeArgs) -> bool {
-    match args.api.in_process_worker {
-        InProcessWorker::On => true,
-        InProcessWorker::Off => false,
-        InProcessWorker::Auto => !args.store.uses_s3() && !args.queue.uses_amqp(),
+        PlannerMode::Auto => single_machine(args),
     }
 }
 
 impl Server {
     /// Validates the options, opens the store and the queue, and binds the
-    /// listener (`--listen 127.0.0.1:0` picks a free port; see
+    /// listeners (`--listen 127.0.0.1:0` picks a free port; see
     /// [`Server::local_addr`]).
     pub async fn bind(args: &ServeArgs) -> Result<Server, ServeError> {
         let options = args.api.options()?;
@@ -92,7 +124,6 @@ impl Server {
         let limits = args.sizes.limits();
         let store = args.store.open().await?;
         let queue = args.queue.open().await?;
-        let run_worker = runs_worker(args);
         let state = AppState::new(
             Arc::clone(&store),
             Arc::clone(&queue),
@@ -107,35 +138,47 @@ impl Server {
                 addr: args.listen,
                 source,
             })?;
-        let render = args.render.options()?;
-        let worker_options = args.consumer.options(render, layout, limits)?;
+        let admin = match args.api.admin_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         if state.options().api_keys.is_empty() {
             tracing::warn!("no --api-keys configured: the preview list and ingest answer 401");
-        }
-        if !run_worker && !args.queue.uses_amqp() {
-            tracing::warn!(
-                "in-process queue without the in-process worker: on-demand requests will time out"
-            );
         }
         let planner = runs_planner(args).then(|| args.planner.options(layout, limits));
         Ok(Server {
             listener,
+            admin,
             state,
-            run_worker,
-            worker_options,
             planner,
-            stats_interval: args.api.queue_stats_interval,
-            management: crate::broker_stats::from_option(
-                args.api.rabbitmq_management_url.as_deref(),
+            sidecars: Vec::new(),
+            stats_interval: args.api.queue_stats.queue_stats_interval,
+            management: from_option(
+                args.api.queue_stats.rabbitmq_management_url.as_deref(),
                 args.queue.amqp_url.as_deref(),
             )?,
             grace: args.api.shutdown_grace,
         })
     }
 
+    /// Adds a task that runs beside the HTTP server (see [`Sidecar`]).
+    pub fn with_sidecar(mut self, sidecar: Sidecar) -> Self {
+        self.sidecars.push(sidecar);
+        self
+    }
+
     /// The address the server listens on.
     pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
         self.listener.local_addr().map_err(ServeError::Http)
+    }
+
+    /// The address of the operator port (`--admin-listen`), if any.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The application state (store, queue, metrics).
@@ -144,22 +187,21 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
-    /// requests and jobs finish (up to the shutdown grace), and returns.
+    /// requests and sidecars finish (up to their grace), and returns.
     pub async fn run<F>(self, shutdown: F) -> Result<(), ServeError>
     where
         F: Future<Output = ()> + Send + 'static,
     {
         let Server {
             listener,
+            admin,
             state,
-            run_worker,
-            worker_options,
             planner,
+            sidecars,
             stats_interval,
             management,
             grace,
         } = self;
-        let worker_grace_seconds = worker_options.grace_seconds;
         let addr = listener.local_addr().map_err(ServeError::Http)?;
         let stop = CancellationToken::new();
         {
@@ -172,14 +214,20 @@ impl Server {
         }
         let store: Arc<dyn Store> = Arc::clone(state.store());
         let queue: Arc<dyn Queue> = Arc::clone(state.queue());
-        let mode = if run_worker {
-            "single-machine (in-process worker)"
+        let mode = if sidecars.is_empty() {
+            "API only (separate workers)".to_string()
         } else {
-            "API only (separate workers)"
+            let names: Vec<&str> = sidecars.iter().map(|s| s.name).collect();
+            format!("with {}", names.join(", "))
         };
+        if sidecars.is_empty() && !queue.describe().starts_with("amqp") {
+            tracing::warn!(
+                "in-process queue and no worker: nothing renders (run `thumbfarm serve` for single-machine mode, or set --amqp-url for separate workers)"
+            );
+        }
         tracing::info!(
             %addr,
-            mode,
+            mode = %mode,
             store = %store.describe(),
             queue = %queue.describe(),
             token_mode = %state.tokens().mode(),
@@ -188,7 +236,7 @@ impl Server {
             "thumbfarm-api listening on http://{addr}"
         );
 
-        let poller = tokio::spawn(metrics::poll_queue_stats(
+        let poller = tokio::spawn(poll_queue_stats(
             Arc::clone(state.metrics()),
             Arc::clone(&queue),
             management,
@@ -202,7 +250,7 @@ impl Server {
             tracing::warn!(error = %e, "status page: cannot subscribe to events yet; will retry when it is opened");
         }
         let planner = planner.map(|opts| {
-            let planner = Arc::new(Planner::new(
+            let planner = Arc::new(IngestPlanner::new(
                 Arc::clone(&store),
                 Arc::clone(&queue),
                 Arc::clone(state.metrics()),
@@ -210,16 +258,37 @@ impl Server {
             ));
             tokio::spawn(planner.run(stop.clone()))
         });
-        let worker = run_worker.then(|| {
-            tokio::spawn(consumer::run(
-                worker_options,
-                Arc::clone(&store),
-                Arc::clone(&queue),
-                stop.clone().cancelled_owned(),
-            ))
-        });
+        let sidecars: Vec<_> = sidecars
+            .into_iter()
+            .map(|s| {
+                let task = tokio::spawn((s.start)(
+                    Arc::clone(&store),
+                    Arc::clone(&queue),
+                    stop.clone(),
+                ));
+                (s.name, s.grace, task)
+            })
+            .collect();
 
-        let app = router(state.clone());
+        let app = match admin {
+            Some(admin) => {
+                let (public, operator) = split_routers(state.clone());
+                let admin_addr = admin.local_addr().map_err(ServeError::Http)?;
+                tracing::info!(%admin_addr, "status page and /metrics on the operator port");
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let served = axum::serve(admin, operator)
+                        .with_graceful_shutdown(stop.clone().cancelled_owned())
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!(error = %e, "operator port failed");
+                        stop.cancel();
+                    }
+                });
+                public
+            }
+            None => router(state.clone()),
+        };
         let server = axum::serve(listener, app)
             .with_graceful_shutdown(stop.clone().cancelled_owned())
             .into_future();
@@ -249,23 +318,22 @@ impl Server {
             }
         }
         let mut result = http_result;
-        if let Some(worker) = worker {
-            let worker_grace = Duration::from_secs(worker_grace_seconds).max(grace);
-            match tokio::time::timeout(worker_grace + Duration::from_secs(5), worker).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => {
-                    tracing::error!(error = %e, "in-process worker failed");
-                    if result.is_ok() {
-                        result = Err(ServeError::Worker(e.to_string()));
-                    }
+        for (name, sidecar_grace, task) in sidecars {
+            let wait = sidecar_grace.max(grace) + Duration::from_secs(5);
+            let failure = match tokio::time::timeout(wait, task).await {
+                Ok(Ok(Ok(()))) => None,
+                Ok(Ok(Err(e))) => Some(e.to_string()),
+                Ok(Err(join)) => Some(format!("panicked: {join}")),
+                Err(_) => {
+                    tracing::warn!(name, "did not stop within the grace");
+                    None
                 }
-                Ok(Err(join)) => {
-                    tracing::error!(error = %join, "in-process worker panicked");
-                    if result.is_ok() {
-                        result = Err(ServeError::Worker(join.to_string()));
-                    }
+            };
+            if let Some(message) = failure {
+                tracing::error!(name, error = %message, "sidecar failed");
+                if result.is_ok() {
+                    result = Err(ServeError::Sidecar { name, message });
                 }
-                Err(_) => tracing::warn!("in-process worker did not stop within the grace"),
             }
         }
         tracing::info!("stopped");
@@ -279,32 +347,4 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     Server::bind(args).await?.run(shutdown).await
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
 }

@@ -123,7 +123,7 @@ async fn deadline_is_503_with_retry_after() {
 }
 
 #[tokio::test]
-async fn permanent_failure_is_422_with_the_reason() {
+async fn permanent_failure_is_422_with_a_generic_reason() {
     let h = harness();
     let hash = hash_of("broken");
     h.put_asset(hash, 4000, 3000).await;
@@ -147,18 +147,28 @@ async fn permanent_failure_is_422_with_the_reason() {
     h.event(&Event::Failed {
         v: V1,
         hash,
-        reason: "cannot decode: truncated JPEG".into(),
+        // What a worker writes: it names the store key and the bucket.
+        reason: "original missing: originals/a/b/c/broken.jpg in s3://private-bucket-7".into(),
         permanent: true,
     })
     .await;
     let (status, headers, body) = request.await.unwrap();
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Anonymous clients get a generic reason: no key, no bucket.
     assert_eq!(
         headers["x-thumbfarm-reason"],
-        "cannot decode: truncated JPEG"
+        "cannot be rendered: original unavailable"
     );
     assert_eq!(headers[header::CONTENT_TYPE], "image/svg+xml");
-    assert!(String::from_utf8_lossy(&body).contains("truncated JPEG"));
+    let svg = String::from_utf8_lossy(&body);
+    assert!(svg.contains("original unavailable"), "{svg}");
+    for secret in ["private-bucket-7", "originals/", "broken.jpg"] {
+        assert!(!svg.contains(secret), "{svg}");
+        assert!(!headers["x-thumbfarm-reason"]
+            .to_str()
+            .unwrap()
+            .contains(secret));
+    }
 }
 
 #[tokio::test]

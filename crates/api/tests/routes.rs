@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use common::*;
 use std::collections::BTreeSet;
-use thumbfarm_api::app::NO_ROUTE_REASON;
+use thumbfarm_api::router::NO_ROUTE_REASON;
 use thumbfarm_api::routes;
 
 /// A concrete URI for a path template.
@@ -123,7 +123,7 @@ async fn queue_depths_are_polled_into_gauges() {
     h2.put_asset(hash, 4000, 3000).await;
     h2.get(&thumb_uri(&hash, "public", "fit_720")).await;
     let cancel = tokio_util::sync::CancellationToken::new();
-    let poller = tokio::spawn(thumbfarm_api::metrics::poll_queue_stats(
+    let poller = tokio::spawn(thumbfarm_api::background::queue_stats::poll_queue_stats(
         h2.state.metrics().clone(),
         h2.queue.clone(),
         None,

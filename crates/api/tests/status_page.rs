@@ -15,6 +15,9 @@ use thumbfarm_shared::queue::{publish_json, Exchange, Queue, QueueName};
 use thumbfarm_shared::sizes::Size;
 use thumbfarm_shared::AssetHash;
 
+/// The API key of the tests that look at the operator view.
+const OPERATOR_KEY: &str = "status-operator-key-0123456789";
+
 struct Running {
     base: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -35,7 +38,8 @@ impl Running {
 }
 
 /// The API against the real broker and a fresh bucket, with no worker, so
-/// published jobs stay in their queues.
+/// published jobs stay in their queues. Token mode `public` unless `extra`
+/// says otherwise.
 async fn start_api() -> Running {
     start_api_with(&[]).await
 }
@@ -60,16 +64,18 @@ async fn start_api_with(extra: &[&str]) -> Running {
             endpoint.as_str(),
             "--s3-path-style",
             "true",
-            "--in-process-worker",
-            "off",
             "--planner",
             "off",
             "--queue-stats-interval",
             "0.2",
-            "--token-mode",
-            "public",
         ]
         .into_iter()
+        .chain(
+            (!extra.contains(&"--token-mode"))
+                .then_some(["--token-mode", "public"])
+                .into_iter()
+                .flatten(),
+        )
         .chain(extra.iter().copied()),
     )
     .unwrap();
@@ -304,7 +310,7 @@ async fn status_page_in_headless_chromium_shows_the_broker_depths() {
     let _guard = BROKER_LOCK.lock().await;
     purge_all().await;
     let chromium_path = chromium();
-    let api = start_api().await;
+    let api = start_api_with(&["--api-keys", OPERATOR_KEY]).await;
     let queue: Arc<dyn Queue> = amqp().await;
     publish_waiting_jobs(queue.as_ref(), 9, 2).await;
 
@@ -360,7 +366,9 @@ async fn status_page_in_headless_chromium_shows_the_broker_depths() {
     assert!(event_seen(rendered_hash).await);
     wait_for_gauge(&api.base, 9).await;
 
-    let url = format!("{}/", api.base);
+    // The operator view: the key travels in the URL fragment, which the
+    // page moves into sessionStorage and sends as a Bearer header.
+    let url = format!("{}/#key={OPERATOR_KEY}", api.base);
     let dom = tokio::task::spawn_blocking(move || {
         let _ = chromium_path;
         dump_dom(&url)
@@ -373,6 +381,11 @@ async fn status_page_in_headless_chromium_shows_the_broker_depths() {
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
     assert!(polls >= 1, "the page never polled /api/v1/status:\n{dom}");
+    assert_eq!(
+        attr_after(&dom, "<body", "data-access").as_deref(),
+        Some("operator"),
+        "the page did not use the key:\n{dom}"
+    );
 
     // Every queue's depth on the page is the broker's own count.
     for q in QueueName::ALL {
@@ -418,13 +431,44 @@ async fn status_page_in_headless_chromium_shows_the_broker_depths() {
         "{dom}"
     );
 
-    // The JSON agrees.
-    let doc: serde_json::Value = reqwest::get(format!("{}/api/v1/status", api.base))
+    // The JSON agrees (operator view).
+    let doc: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/status", api.base))
+        .bearer_auth(OPERATOR_KEY)
+        .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
+    assert_eq!(doc["access"], "operator");
+    assert!(doc["store"].as_str().unwrap().starts_with("s3://"));
+    assert_eq!(
+        doc["recent_failures"][0]["reason"],
+        "cannot decode: <b>not an image</b>"
+    );
+    // Without the key: the same queues, a generic reason, no store name.
+    let anon: serde_json::Value = reqwest::get(format!("{}/api/v1/status", api.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(anon["access"], "anonymous");
+    assert!(anon["store"].is_null() && anon["queue"].is_null(), "{anon}");
+    assert_eq!(
+        anon["recent_failures"][0]["reason"],
+        "cannot be rendered: damaged file or not an image"
+    );
+    assert!(!anon.to_string().contains("tf-status-"), "{anon}");
+    // A wrong key is refused, not silently downgraded.
+    let wrong = reqwest::Client::new()
+        .get(format!("{}/api/v1/status", api.base))
+        .bearer_auth("not-the-key-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
     let bulk = doc["queues"]
         .as_array()
         .unwrap()
@@ -454,8 +498,6 @@ async fn status_routes_are_documented_and_can_be_turned_off() {
         &data,
         "--status-page",
         "false",
-        "--in-process-worker",
-        "off",
         "--planner",
         "off",
     ])
@@ -476,6 +518,159 @@ async fn status_routes_are_documented_and_can_be_turned_off() {
             .unwrap()
             .status(),
         200
+    );
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+}
+
+/// Every `/api/v1/t/...` URL in `text`, as (hash, token, size).
+fn thumb_urls(text: &str) -> Vec<(String, String, String)> {
+    text.match_indices("/api/v1/t/")
+        .filter_map(|(i, _)| {
+            let rest = &text[i + "/api/v1/t/".len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || "/_-.".contains(c)))
+                .unwrap_or(rest.len());
+            let mut parts = rest[..end].splitn(3, '/');
+            Some((
+                parts.next()?.to_string(),
+                parts.next()?.to_string(),
+                parts.next()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signed_mode_status_mints_no_url_without_the_key() {
+    let _guard = BROKER_LOCK.lock().await;
+    purge_all().await;
+    let signing = "k1:a-signing-secret-of-enough-length";
+    let api = start_api_with(&[
+        "--token-mode",
+        "signed",
+        "--signing-keys",
+        signing,
+        "--api-keys",
+        OPERATOR_KEY,
+    ])
+    .await;
+    let queue = amqp().await;
+    let rendered = AssetHash::of_bytes(b"recently rendered in signed mode");
+    let client = reqwest::Client::new();
+    let status = |key: Option<&'static str>| {
+        let client = client.clone();
+        let base = api.base.clone();
+        async move {
+            let mut req = client.get(format!("{base}/api/v1/status"));
+            if let Some(k) = key {
+                req = req.bearer_auth(k);
+            }
+            req.send().await.unwrap().text().await.unwrap()
+        }
+    };
+    // A render, as a worker reports it; wait until the board has seen it.
+    let mut seen = false;
+    for _ in 0..5 {
+        let r = Event::Rendered {
+            v: V1,
+            hash: rendered,
+            sizes: vec![Size::Tile100, Size::Fit720],
+        };
+        publish_json(queue.as_ref(), Exchange::Events, &r.routing_key(), &r)
+            .await
+            .unwrap();
+        if eventually(3, || async {
+            status(None).await.contains(rendered.as_str())
+        })
+        .await
+        {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the render event never reached the status board");
+
+    // The operator view has a working signed URL: that is what an anonymous
+    // caller must not get.
+    let operator = status(Some(OPERATOR_KEY)).await;
+    let minted = thumb_urls(&operator);
+    assert!(!minted.is_empty(), "operator view has no URL: {operator}");
+    let policy = thumbfarm_shared::tokens::TokenPolicy::Signed(vec![signing
+        .parse::<thumbfarm_shared::tokens::SigningKey>()
+        .unwrap()]);
+    let (h, token, size) = &minted[0];
+    assert!(policy.verify(
+        &AssetHash::parse(h).unwrap(),
+        thumbfarm_shared::tokens::Subject::Thumb(size.parse().unwrap()),
+        token
+    ));
+
+    // Anonymous: neither the JSON nor the page holds any thumbnail URL, and
+    // no token that verifies for the asset appears anywhere in them.
+    let anon_json = status(None).await;
+    let page = client
+        .get(format!("{}/", api.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (what, text) in [("status JSON", &anon_json), ("page", &page)] {
+        assert!(text.contains(rendered.as_str()), "{what} lost the hash");
+        assert!(thumb_urls(text).is_empty(), "{what} has a URL: {text}");
+        assert!(!text.contains(token.as_str()), "{what} has the token");
+        for size in [Size::Tile100, Size::Fit720] {
+            let t = policy.mint(&rendered, thumbfarm_shared::tokens::Subject::Thumb(size));
+            assert!(!text.contains(&t), "{what} holds a valid token for {size}");
+        }
+    }
+    api.stop().await;
+    purge_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn admin_listen_moves_the_status_page_and_metrics_to_the_operator_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let args = ServeArgs::try_from_args([
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data,
+        "--planner",
+        "off",
+    ])
+    .unwrap();
+    let server = Server::bind(&args).await.unwrap();
+    let public = format!("http://{}", server.local_addr().unwrap());
+    let admin = format!("http://{}", server.admin_addr().expect("admin port bound"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = rx.await;
+    }));
+    let get = |url: String| async move { reqwest::get(url).await.unwrap().status().as_u16() };
+    for path in ["/", "/api/v1/status", "/metrics"] {
+        assert_eq!(get(format!("{public}{path}")).await, 404, "public {path}");
+        assert_eq!(get(format!("{admin}{path}")).await, 200, "admin {path}");
+    }
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(get(format!("{public}{path}")).await, 200, "public {path}");
+        assert_eq!(get(format!("{admin}{path}")).await, 200, "admin {path}");
+    }
+    let hash = AssetHash::of_bytes(b"nothing");
+    assert_eq!(
+        get(format!("{admin}/api/v1/t/{hash}/public/tile_100")).await,
+        404,
+        "thumbnails are not on the operator port"
+    );
+    assert_eq!(
+        get(format!("{public}/api/v1/t/{hash}/public/tile_100")).await,
+        404,
+        "unknown asset on the public port"
     );
     let _ = tx.send(());
     task.await.unwrap().unwrap();

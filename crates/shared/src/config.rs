@@ -10,6 +10,22 @@ use crate::tokens::{SigningKey, TokenMode, TokenPolicy};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Parses one group of options (a `#[derive(clap::Args)]` struct) from an
+/// argument list without the program name, with the environment as
+/// fallback: for tests and for embedding a command in another program.
+pub fn parse_args<T, I, A>(program: &'static str, args: I) -> Result<T, clap::Error>
+where
+    T: clap::Args + clap::FromArgMatches,
+    I: IntoIterator<Item = A>,
+    A: Into<std::ffi::OsString> + Clone,
+{
+    let command = T::augment_args(clap::Command::new(program));
+    let argv =
+        std::iter::once(std::ffi::OsString::from(program)).chain(args.into_iter().map(Into::into));
+    let matches = command.try_get_matches_from(argv)?;
+    T::from_arg_matches(&matches)
+}
+
 /// A configuration value that cannot work, naming the option.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid option {option}: {message}")]
@@ -199,7 +215,7 @@ impl TokenArgs {
     }
 }
 
-/// Size limits (DESIGN.md §2).
+/// Size limits (docs/contracts.md §2).
 #[derive(clap::Args, Debug, Clone)]
 pub struct SizeArgs {
     /// Largest box side pre-generated at ingest (clamped to 720..7680).

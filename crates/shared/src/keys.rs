@@ -1,4 +1,4 @@
-//! The storage key layout (DESIGN.md §3), shared by the S3 bucket and the local
+//! The storage key layout (docs/contracts.md §3), shared by the S3 bucket and the local
 //! directory:
 //!
 //! ```text
@@ -20,6 +20,23 @@ pub const VIDEOS: &str = "videos";
 pub const META: &str = "meta";
 /// Originals uploaded through thumbfarm.
 pub const ORIGINALS: &str = "originals";
+/// State of `thumbfarm-api backfill` (its resume cursor); never an original
+/// or an output.
+pub const BACKFILL: &str = "backfill";
+
+/// The only video format thumbfarm makes: H.264/AVC in MP4 (`…/avc` URLs,
+/// the `avc` output of a manifest, the `format` of a transcode job).
+pub const AVC: &str = "avc";
+
+/// Whether `key` (in the store's own bucket) is one of thumbfarm's own
+/// objects (thumbnails, videos, manifests, backfill state) rather than an
+/// original: ingest ignores those, so a bucket that notifies on every write
+/// does not loop.
+pub fn is_own_object(key: &str) -> bool {
+    [THUMBS, VIDEOS, META, BACKFILL]
+        .iter()
+        .any(|p| key.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
+}
 
 /// A prefix depth outside 1..=4.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,7 +111,7 @@ impl KeyLayout {
 
     /// The key of the AVC transcode.
     pub fn video(&self, hash: &AssetHash) -> String {
-        format!("{}{hash}.avc.mp4", self.dir(VIDEOS, hash))
+        format!("{}{hash}.{AVC}.mp4", self.dir(VIDEOS, hash))
     }
 
     /// The key of the manifest.
@@ -139,7 +156,9 @@ impl KeyLayout {
                 .into_iter()
                 .find(|s| s.spec().suffix == rest)
                 .map(KeyKind::Thumb),
-            VIDEOS if rest == ".avc.mp4" => Some(KeyKind::Video),
+            VIDEOS if rest.strip_prefix('.').and_then(|r| r.strip_suffix(".mp4")) == Some(AVC) => {
+                Some(KeyKind::Video)
+            }
             META if rest == ".json" => Some(KeyKind::Manifest),
             ORIGINALS => rest
                 .strip_prefix('.')
@@ -199,6 +218,21 @@ mod tests {
             l.original(&h, ".JPG"),
             "originals/e/c/9/ec952cab562a55d96ddff2a2fcc41e875393a27a.jpg"
         );
+    }
+
+    #[test]
+    fn own_objects_are_recognized() {
+        for own in [
+            "thumbs/e/c/9/x.jpg",
+            "videos/e/x.avc.mp4",
+            "meta/e/c/9/x.json",
+            "backfill/cursor.json",
+        ] {
+            assert!(is_own_object(own), "{own}");
+        }
+        for original in ["originals/e/c/9/x.jpg", "in/thumbs/x.jpg", "thumbsx/y.jpg"] {
+            assert!(!is_own_object(original), "{original}");
+        }
     }
 
     #[test]

@@ -6,16 +6,23 @@
 //! - [`messages`] and [`manifest`]: job, event and ingest messages, asset manifests;
 //! - [`store`]: object storage (S3 and a local directory);
 //! - [`queue`]: messaging (AMQP and in-process);
-//! - [`config`]: command-line and environment options.
+//! - [`config`]: command-line and environment options;
+//! - [`retry`]: the transient/permanent split of every piece of work, and retrying with backoff;
+//! - [`time`]: RFC 3339 timestamps; [`signals`]: the stop signal;
+//! - [`failure`]: what kind of failure a worker's reason describes, and what anonymous clients may see of it.
 
 pub mod config;
+pub mod failure;
 pub mod hash;
 pub mod keys;
 pub mod manifest;
 pub mod messages;
 pub mod queue;
+pub mod retry;
+pub mod signals;
 pub mod sizes;
 pub mod store;
+pub mod time;
 pub mod tokens;
 
 pub use hash::AssetHash;

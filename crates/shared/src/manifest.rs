@@ -2,8 +2,10 @@
 
 use crate::hash::AssetHash;
 use crate::messages::{SourceRef, V1};
+use crate::time::{parse_timestamp, rfc3339_now};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 /// One stored output of an asset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +51,52 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// A new manifest: dimensions unknown until a worker reads the
+    /// original, no outputs, written now.
+    pub fn new(
+        hash: AssetHash,
+        original: SourceRef,
+        media_type: impl Into<String>,
+        bytes: u64,
+    ) -> Self {
+        let now = rfc3339_now();
+        Manifest {
+            v: V1,
+            hash,
+            original,
+            media_type: media_type.into(),
+            bytes,
+            width: 0,
+            height: 0,
+            duration_ms: None,
+            outputs: BTreeMap::new(),
+            created_at: now.clone(),
+            updated_at: now,
+        }
+    }
+
+    /// Marks the manifest as written now (RFC 3339).
+    pub fn touch(&mut self) {
+        self.updated_at = rfc3339_now();
+    }
+
+    /// Records what a worker learnt reading the original: its media type
+    /// (unless a specific one is known already) and its size (unless known).
+    pub fn learn_original(&mut self, media_type: &str, bytes: u64) {
+        if self.media_type.is_empty() || self.media_type == "application/octet-stream" {
+            self.media_type = media_type.to_string();
+        }
+        if self.bytes == 0 {
+            self.bytes = bytes;
+        }
+    }
+
+    /// When the manifest was last written (RFC 3339, or an HTTP date in
+    /// manifests of older workers).
+    pub fn updated(&self) -> Option<SystemTime> {
+        parse_timestamp(&self.updated_at)
+    }
+
     /// Whether the original is a video.
     pub fn is_video(&self) -> bool {
         self.media_type.starts_with("video/")
@@ -167,5 +215,30 @@ mod tests {
         };
         assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
         assert!(!m.is_video() && m.has_dimensions());
+    }
+
+    #[test]
+    fn new_manifests_carry_rfc3339_times() {
+        let source = SourceRef {
+            bucket: None,
+            key: "originals/x".into(),
+        };
+        let mut m = Manifest::new(
+            AssetHash::of_bytes(b"x"),
+            source,
+            "application/octet-stream",
+            0,
+        );
+        assert!(m.created_at.ends_with('Z') && m.created_at.contains('T'));
+        assert!(m.updated().is_some());
+        m.learn_original("image/png", 12);
+        assert_eq!((m.media_type.as_str(), m.bytes), ("image/png", 12));
+        m.learn_original("image/gif", 99);
+        assert_eq!((m.media_type.as_str(), m.bytes), ("image/png", 12));
+        m.updated_at = "Tue, 14 Nov 2023 22:13:20 GMT".into();
+        assert!(
+            m.updated().is_some(),
+            "HTTP dates of older workers still read"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! Job and event messages (DESIGN.md §5). Every message is JSON with `"v": 1`.
+//! Job and event messages (docs/contracts.md §5). Every message is JSON with `"v": 1`.
 
 use crate::hash::AssetHash;
 use crate::sizes::Size;

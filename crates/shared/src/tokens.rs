@@ -1,4 +1,4 @@
-//! URL tokens for the three deployment modes (DESIGN.md §4): `public`,
+//! URL tokens for the three deployment modes (docs/contracts.md §4): `public`,
 //! `preview-token` (a rotation list of shared tokens) and `signed` (a
 //! truncated HMAC-SHA256 per hash and size or format, with a key id).
 //!

@@ -1,6 +1,6 @@
 //! Worker options as command-line flags and `THUMBFARM_*` variables.
 
-use crate::consumer::{JobKind, WorkerOptions};
+use crate::options::{JobKind, WorkerOptions};
 use crate::render::RenderOptions;
 use crate::video::VideoOptions;
 use std::time::Duration;

@@ -1,14 +1,20 @@
 //! thumbfarm-worker: turns jobs into stored thumbnails and transcodes.
 //!
-//! - [`render`]: the image pipeline (decode once, orient, convert to sRGB,
-//!   resize along the cascade, encode);
-//! - [`video`]: the video pipeline (probe, remux or transcode to AVC MP4,
-//!   poster frames);
-//! - [`consumer`]: the job loop (queue in, store out, events, acks);
+//! The data flows one way: [`intake`] takes a delivery → [`settle`] runs
+//! its job from [`jobs`] and settles it → the jobs use the pipelines
+//! [`render`] (images) and [`video`] (FFmpeg) and write to the store.
+//!
+//! - [`options`] and [`config`]: what the worker does, from flags and
+//!   `THUMBFARM_*` variables;
 //! - [`metrics`]: Prometheus metrics and the health endpoint.
 
 pub mod config;
-pub mod consumer;
+pub mod intake;
+pub mod jobs;
 pub mod metrics;
+pub mod options;
 pub mod render;
+pub mod settle;
 pub mod video;
+
+pub use options::{JobKind, WorkerOptions};

@@ -8,9 +8,10 @@ use std::time::Instant;
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use thumbfarm_shared::config::{LogArgs, QueueArgs, SizeArgs, StoreArgs};
+use thumbfarm_shared::signals::shutdown_signal;
 use thumbfarm_shared::sizes::parse_size_list;
 use thumbfarm_worker::config::{ConsumerArgs, RenderArgs, VideoArgs};
-use thumbfarm_worker::{consumer, metrics, render};
+use thumbfarm_worker::{intake, metrics, render};
 
 #[derive(Parser, Debug)]
 #[command(name = "thumbfarm-worker", version, about = "thumbfarm render worker")]
@@ -111,30 +112,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             tracing::error!(%addr, error = %e, "metrics endpoint failed");
         }
     });
-    consumer::run(opts, store, queue, shutdown_signal()).await
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("stop signal received");
+    intake::run(opts, store, queue, shutdown_signal()).await
 }
 
 fn render_once(cmd: RenderCmd) -> anyhow::Result<()> {

@@ -10,7 +10,7 @@ use thumbfarm_shared::messages::{RenderJob, SourceRef, TranscodeJob, V1};
 use thumbfarm_shared::queue::{publish_json, Exchange, MemoryQueue, Queue, QueueName};
 use thumbfarm_shared::store::{LocalStore, Store};
 use thumbfarm_shared::{AssetHash, KeyLayout, Size};
-use thumbfarm_worker::consumer::{self, JobKind, WorkerOptions};
+use thumbfarm_worker::{intake, JobKind, WorkerOptions};
 
 fn small_jpeg() -> Vec<u8> {
     let img = image::RgbImage::from_fn(320, 240, |x, y| image::Rgb([x as u8, y as u8, 128]));
@@ -76,7 +76,7 @@ async fn a_render_worker_leaves_transcode_jobs_alone() {
         .expect("publish render");
 
     let stop = tokio_util::sync::CancellationToken::new();
-    let worker = tokio::spawn(consumer::run(
+    let worker = tokio::spawn(intake::run(
         WorkerOptions {
             queues: vec![JobKind::Render],
             concurrency: 1,

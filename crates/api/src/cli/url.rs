@@ -31,7 +31,7 @@ pub enum UrlError {
 pub fn url_for(args: &UrlArgs) -> Result<String, UrlError> {
     let hash = AssetHash::parse(args.hash.trim())?;
     let wanted = args.size.trim();
-    let size = if wanted == crate::planner::VIDEO_FORMAT {
+    let size = if wanted == thumbfarm_shared::keys::AVC {
         None
     } else {
         Some(wanted.parse::<Size>()?)
@@ -57,14 +57,14 @@ pub fn url_for(args: &UrlArgs) -> Result<String, UrlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Cli, Command};
+    use crate::config::{Cli, Command, ToolCommand};
     use clap::Parser;
 
     fn args(extra: &[&str]) -> UrlArgs {
         let mut argv = vec!["thumbfarm-api", "url"];
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).unwrap().command {
-            Command::Url(a) => a,
+            Command::Tool(ToolCommand::Url(a)) => a,
             _ => unreachable!(),
         }
     }

@@ -6,12 +6,12 @@
 //! pre-generation jobs published. Uploading bytes that are already known is a
 //! no-op that answers 200 with the same hash.
 
-use crate::app::AppState;
-use crate::auth::check_api_key;
-use crate::error::ApiError;
-use crate::planner;
-use crate::routes::load_manifest;
+use crate::http::auth::check_api_key;
+use crate::http::error::ApiError;
+use crate::planning::jobs;
+use crate::routes::manifests::load_manifest;
 use crate::routes::previews::{preview_list, Preview};
+use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -19,10 +19,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use thumbfarm_shared::hash::HashingReader;
 use thumbfarm_shared::manifest::{media_type_for_extension, sniff_media_type, Manifest};
-use thumbfarm_shared::messages::{SourceRef, V1};
+use thumbfarm_shared::messages::SourceRef;
 use tokio::io::AsyncWriteExt;
 
 /// Query parameters of the ingest route.
@@ -105,38 +104,6 @@ pub fn classify(head: &[u8], name: Option<&str>) -> (String, String) {
         Some(ext) => (media_type_for_extension(&ext).to_string(), ext),
         None => ("application/octet-stream".to_string(), "bin".to_string()),
     }
-}
-
-/// The current time as RFC 3339 (UTC, seconds).
-pub fn rfc3339_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    rfc3339(secs)
-}
-
-/// Formats seconds since the epoch as RFC 3339 in UTC.
-pub fn rfc3339(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
 }
 
 /// What was received.
@@ -252,23 +219,11 @@ async fn ingest_inner(
         .put_file(&original_key, &received.path, &media_type)
         .await
         .map_err(|e| unavailable(&e))?;
-    let now = rfc3339_now();
-    let manifest = Manifest {
-        v: V1,
-        hash,
-        original: SourceRef {
-            bucket: None,
-            key: original_key.clone(),
-        },
-        media_type: media_type.clone(),
-        bytes: received.bytes,
-        width: 0,
-        height: 0,
-        duration_ms: None,
-        outputs: BTreeMap::new(),
-        created_at: now.clone(),
-        updated_at: now,
+    let original = SourceRef {
+        bucket: None,
+        key: original_key.clone(),
     };
+    let manifest = Manifest::new(hash, original, media_type.clone(), received.bytes);
     // The manifest goes first, so that a worker finishing a job merges into it
     // instead of being overwritten by it.
     let manifest_key = layout.manifest(&hash);
@@ -276,7 +231,7 @@ async fn ingest_inner(
         .put(&manifest_key, manifest.to_json().into(), "application/json")
         .await
         .map_err(|e| unavailable(&e))?;
-    for job in planner::ingest_jobs(state.limits(), &manifest) {
+    for job in jobs::pregeneration_jobs(state.limits(), (&manifest).into()) {
         if let Err(e) = job.publish(state.queue().as_ref()).await {
             // Without its jobs the asset would look known and never render:
             // forget the manifest so that uploading again retries.
@@ -360,12 +315,5 @@ mod tests {
             classify(b"\0\0\0\x18ftypisom", None),
             ("video/mp4".into(), "mp4".into())
         );
-    }
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
     }
 }

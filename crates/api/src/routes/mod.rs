@@ -1,43 +1,10 @@
-//! Request handlers.
+//! The HTTP routes: thumbnails, videos, preview lists, ingest, the status
+//! page and the operations endpoints. Each handler reads [`AppState`](crate::state::AppState).
 
 pub mod ingest;
+pub mod manifests;
 pub mod ops;
 pub mod previews;
 pub mod status;
 pub mod thumbs;
 pub mod videos;
-
-use crate::app::AppState;
-use crate::error::ThumbError;
-use std::sync::Arc;
-use thumbfarm_shared::manifest::Manifest;
-use thumbfarm_shared::store::{get_json, StoreError};
-use thumbfarm_shared::AssetHash;
-
-/// Reads the manifest of `hash`; `Ok(None)` when the asset is unknown.
-pub async fn load_manifest(
-    state: &AppState,
-    hash: &AssetHash,
-) -> Result<Option<Manifest>, StoreError> {
-    let key = state.layout().manifest(hash);
-    get_json::<Manifest>(state.store().as_ref(), &key).await
-}
-
-/// The manifest of `hash` from the hot cache or the store (then cached):
-/// 404 when the asset is unknown, 503 when the store fails.
-pub async fn cached_manifest(
-    state: &AppState,
-    hash: &AssetHash,
-) -> Result<Arc<Manifest>, ThumbError> {
-    if let Some(cached) = state.cache().manifest(hash) {
-        return Ok(cached);
-    }
-    let loaded = Arc::new(
-        load_manifest(state, hash)
-            .await
-            .map_err(|e| thumbs::unavailable(state, "reading manifest", e))?
-            .ok_or(ThumbError::UnknownAsset)?,
-    );
-    state.cache().put_manifest(Arc::clone(&loaded));
-    Ok(loaded)
-}

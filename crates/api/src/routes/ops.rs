@@ -1,6 +1,6 @@
 //! Operations: `/healthz`, `/readyz`, `/metrics`, `/api/v1/openapi.json`.
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -1,9 +1,9 @@
 //! `GET /api/v1/previews/{hash}`: the FotoWeb-shaped preview list (API key).
 
-use crate::app::AppState;
-use crate::auth::check_api_key;
-use crate::error::ApiError;
-use crate::routes::load_manifest;
+use crate::http::auth::check_api_key;
+use crate::http::error::ApiError;
+use crate::routes::manifests::load_manifest;
+use crate::state::AppState;
 use crate::urls::thumb_url;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};

@@ -4,493 +4,32 @@
 //! It shows the thumbfarm queues with their depth (from `Queue::stats()`,
 //! as cached by the API's stats poller), rates (jobs this replica published,
 //! and rendered / transcoded / failed events seen on `thumbfarm.events`, per
-//! minute), the last failures with their reasons and the last renders as
-//! thumbnails (`tile_100` URLs minted for the deployment's token mode, or the
-//! smallest size the render stored, so that viewing the page never triggers
-//! a render). The events come from a subscription of the replica's own
-//! ([`StatusBoard`]). No cookie is read or set.
+//! minute), the last failures and the last renders. The events come from a
+//! subscription of the replica's own ([`StatusBoard`]). No cookie is read or
+//! set.
 //!
-//! In `signed` and `preview-token` mode the page hands out working URLs of
-//! recently rendered thumbnails: turn it off with `--status-page false`, or
-//! keep `/` and `/api/v1/status` behind the ingress's access control.
+//! Two views ([`Access`]):
+//! - **anonymous** (no `Authorization` header): queues, rates and hashes;
+//!   failure reasons are generic ([`FailureKind::public_text`]); the store
+//!   and queue are not named; recent renders carry a thumbnail URL only in
+//!   `public` token mode, where a URL holds no secret. Nothing here mints a
+//!   token for the deployment's secrets.
+//! - **operator** (`Authorization: Bearer <API key>`): the full reasons,
+//!   the store and queue, and working `tile_100` URLs in every token mode.
+//!   The page itself takes the key from its URL fragment (`/#key=…`, never
+//!   sent to the server) or a form, keeps it in `sessionStorage` and sends
+//!   it with its polls.
+//!
+//! With `--admin-listen` the page, its JSON and `/metrics` move to the
+//! operator port (see `server.rs`).
 
-use crate::app::AppState;
-use crate::metrics::Metrics;
+use crate::http::auth::check_api_key;
+use crate::http::error::ApiError;
+use crate::services::status_board::{Access, Replica, StatusDoc};
+use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use thumbfarm_shared::messages::Event;
-use thumbfarm_shared::queue::{EventStream, Queue, QueueError, QueueStats};
-use thumbfarm_shared::sizes::Size;
-use thumbfarm_shared::AssetHash;
-use tokio::task::JoinHandle;
-
-/// Failures kept for the page.
-pub const RECENT_FAILURES: usize = 50;
-/// Renders kept for the page.
-pub const RECENT_RENDERS: usize = 24;
-/// The window rates are computed over.
-pub const RATE_WINDOW: Duration = Duration::from_secs(300);
-/// Queue depths older than this are fetched again from the broker.
-const STATS_MAX_AGE: Duration = Duration::from_secs(15);
-/// How long a status request waits for the broker's depths.
-const STATS_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often the board samples the published-jobs counter and the depths.
-const SAMPLE_EVERY: Duration = Duration::from_secs(5);
-
-/// A failure seen on `thumbfarm.events`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct RecentFailure {
-    /// The asset.
-    pub hash: String,
-    /// The worker's reason.
-    pub reason: String,
-    /// Whether retrying cannot help.
-    pub permanent: bool,
-    /// When it was seen (RFC 3339).
-    pub at: String,
-}
-
-/// A render seen on `thumbfarm.events`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct RecentRender {
-    /// The asset.
-    pub hash: String,
-    /// The sizes stored.
-    pub sizes: Vec<Size>,
-    /// When it was seen (RFC 3339).
-    pub at: String,
-}
-
-/// Counts per second over the rate window.
-#[derive(Debug, Default)]
-struct RateCounter {
-    total: u64,
-    buckets: VecDeque<(u64, u64)>,
-}
-
-impl RateCounter {
-    fn add(&mut self, now_sec: u64) {
-        self.total += 1;
-        match self.buckets.back_mut() {
-            Some((sec, n)) if *sec == now_sec => *n += 1,
-            _ => self.buckets.push_back((now_sec, 1)),
-        }
-        self.trim(now_sec);
-    }
-
-    fn trim(&mut self, now_sec: u64) {
-        while self
-            .buckets
-            .front()
-            .is_some_and(|(sec, _)| sec + RATE_WINDOW.as_secs() <= now_sec)
-        {
-            self.buckets.pop_front();
-        }
-    }
-
-    /// Events per minute over the last `window` (at most the rate window),
-    /// or over the time since `since` when that is shorter.
-    fn per_minute(&mut self, now_sec: u64, window: Duration, since: Instant) -> f64 {
-        self.trim(now_sec);
-        let window = window.min(RATE_WINDOW).as_secs().max(1);
-        let n: u64 = self
-            .buckets
-            .iter()
-            .filter(|(sec, _)| sec + window > now_sec)
-            .map(|(_, n)| n)
-            .sum();
-        let span = since.elapsed().as_secs().clamp(1, window);
-        n as f64 * 60.0 / span as f64
-    }
-}
-
-/// A sample of the published-jobs counter and the queue depths.
-#[derive(Debug, Clone)]
-struct Sample {
-    at: Instant,
-    jobs_published: u64,
-    queues: Vec<QueueStats>,
-}
-
-#[derive(Debug)]
-struct BoardState {
-    failures: VecDeque<RecentFailure>,
-    renders: VecDeque<RecentRender>,
-    rendered: RateCounter,
-    transcoded: RateCounter,
-    failed: RateCounter,
-    samples: VecDeque<Sample>,
-}
-
-/// What the status page shows that only this replica knows: recent events,
-/// event rates and samples of the queue depths. Cheap to clone.
-#[derive(Clone)]
-pub struct StatusBoard {
-    inner: Arc<BoardInner>,
-}
-
-struct BoardInner {
-    queue: Arc<dyn Queue>,
-    metrics: Arc<Metrics>,
-    started: Instant,
-    state: Mutex<BoardState>,
-    listener: tokio::sync::Mutex<Option<JoinHandle<()>>>,
-}
-
-impl std::fmt::Debug for StatusBoard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StatusBoard")
-    }
-}
-
-fn now_sec() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn rfc3339_of(t: SystemTime) -> String {
-    crate::routes::ingest::rfc3339(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
-}
-
-impl StatusBoard {
-    /// A board over `queue`; nothing is subscribed until
-    /// [`StatusBoard::ensure_listening`].
-    pub fn new(queue: Arc<dyn Queue>, metrics: Arc<Metrics>) -> Self {
-        StatusBoard {
-            inner: Arc::new(BoardInner {
-                queue,
-                metrics,
-                started: Instant::now(),
-                state: Mutex::new(BoardState {
-                    failures: VecDeque::new(),
-                    renders: VecDeque::new(),
-                    rendered: RateCounter::default(),
-                    transcoded: RateCounter::default(),
-                    failed: RateCounter::default(),
-                    samples: VecDeque::new(),
-                }),
-                listener: tokio::sync::Mutex::new(None),
-            }),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, BoardState> {
-        // Every update is a push/pop; a panic cannot leave it inconsistent.
-        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Subscribes to `thumbfarm.events` (every event) and starts sampling,
-    /// unless that is running already.
-    pub async fn ensure_listening(&self) -> Result<(), QueueError> {
-        let mut guard = self.inner.listener.lock().await;
-        if guard.as_ref().is_some_and(|t| !t.is_finished()) {
-            return Ok(());
-        }
-        let stream = self.inner.queue.subscribe("#").await?;
-        let board = self.clone();
-        *guard = Some(tokio::spawn(board.listen(stream)));
-        Ok(())
-    }
-
-    /// Stops the subscription.
-    pub async fn shutdown(&self) {
-        if let Some(task) = self.inner.listener.lock().await.take() {
-            task.abort();
-        }
-    }
-
-    async fn listen(self, mut stream: Box<dyn EventStream>) {
-        let mut ticker = tokio::time::interval(SAMPLE_EVERY);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                msg = stream.next() => match msg {
-                    Some(msg) => match serde_json::from_slice::<Event>(&msg.body) {
-                        Ok(event) => self.record(event),
-                        Err(e) => tracing::debug!(error = %e, routing_key = %msg.routing_key, "status: unreadable event"),
-                    },
-                    None => {
-                        tracing::warn!("status: event subscription ended");
-                        return;
-                    }
-                },
-                _ = ticker.tick() => self.sample(),
-            }
-        }
-    }
-
-    /// Records one event (public for tests and embedding).
-    pub fn record(&self, event: Event) {
-        let now = now_sec();
-        let at = rfc3339_of(SystemTime::now());
-        let mut s = self.lock();
-        match event {
-            Event::Rendered { hash, sizes, .. } => {
-                s.rendered.add(now);
-                s.renders.push_front(RecentRender {
-                    hash: hash.to_string(),
-                    sizes,
-                    at,
-                });
-                s.renders.truncate(RECENT_RENDERS);
-            }
-            Event::Failed {
-                hash,
-                reason,
-                permanent,
-                ..
-            } => {
-                s.failed.add(now);
-                s.failures.push_front(RecentFailure {
-                    hash: hash.to_string(),
-                    reason: reason.chars().take(1000).collect(),
-                    permanent,
-                    at,
-                });
-                s.failures.truncate(RECENT_FAILURES);
-            }
-            Event::Transcoded { .. } => s.transcoded.add(now),
-            Event::Progress { .. } => {}
-        }
-    }
-
-    /// Takes a sample of the published-jobs counter and the cached depths.
-    fn sample(&self) {
-        let queues = self
-            .inner
-            .metrics
-            .queue_stats_snapshot()
-            .map(|(_, q)| q)
-            .unwrap_or_default();
-        self.push_sample(queues);
-    }
-
-    fn push_sample(&self, queues: Vec<QueueStats>) {
-        let sample = Sample {
-            at: Instant::now(),
-            jobs_published: self.inner.metrics.jobs_published_total(),
-            queues,
-        };
-        let mut s = self.lock();
-        s.samples.push_back(sample);
-        while s
-            .samples
-            .front()
-            .is_some_and(|x| x.at.elapsed() > RATE_WINDOW)
-        {
-            s.samples.pop_front();
-        }
-    }
-
-    /// The queue depths: the poller's when fresh, else asked of the broker.
-    async fn queue_stats(&self) -> (Vec<QueueStats>, Option<SystemTime>, Option<String>) {
-        if let Some((at, stats)) = self.inner.metrics.queue_stats_snapshot() {
-            if at.elapsed().is_ok_and(|age| age < STATS_MAX_AGE) {
-                return (stats, Some(at), None);
-            }
-        }
-        match tokio::time::timeout(STATS_TIMEOUT, self.inner.queue.stats()).await {
-            Ok(Ok(stats)) => {
-                self.inner.metrics.set_queue_stats(&stats);
-                (stats, Some(SystemTime::now()), None)
-            }
-            Ok(Err(e)) => {
-                let old = self.inner.metrics.queue_stats_snapshot();
-                let (stats, at) = old.map_or((Vec::new(), None), |(at, s)| (s, Some(at)));
-                (stats, at, Some(e.to_string()))
-            }
-            Err(_) => {
-                let old = self.inner.metrics.queue_stats_snapshot();
-                let (stats, at) = old.map_or((Vec::new(), None), |(at, s)| (s, Some(at)));
-                (stats, at, Some("queue stats timed out".to_string()))
-            }
-        }
-    }
-
-    /// The status document.
-    pub async fn snapshot(&self, state: &AppState) -> StatusDoc {
-        let (stats, as_of, error) = self.queue_stats().await;
-        self.push_sample(stats.clone());
-        let started = self.inner.started;
-        let now = now_sec();
-        let mut s = self.lock();
-        // Rates from the oldest sample within the last minute (or older).
-        let newest = s.samples.back().cloned();
-        let base = s
-            .samples
-            .iter()
-            .find(|x| x.at.elapsed() <= Duration::from_secs(65))
-            .cloned();
-        let span = match (&base, &newest) {
-            (Some(b), Some(n)) => n.at.duration_since(b.at),
-            _ => Duration::ZERO,
-        };
-        let per_min = |delta: f64| {
-            (span >= Duration::from_secs(1)).then(|| delta * 60.0 / span.as_secs_f64())
-        };
-        let queues = stats
-            .iter()
-            .map(|q| {
-                let before = base
-                    .as_ref()
-                    .and_then(|b| b.queues.iter().find(|x| x.queue == q.queue));
-                QueueRow {
-                    queue: q.queue.clone(),
-                    ready: q.ready,
-                    unacked: q.unacked,
-                    consumers: q.consumers,
-                    ready_change_per_min: before
-                        .and_then(|b| per_min(q.ready as f64 - b.ready as f64))
-                        .map(round1),
-                }
-            })
-            .collect();
-        let jobs_per_min = match (&base, &newest) {
-            (Some(b), Some(n)) => per_min(n.jobs_published.saturating_sub(b.jobs_published) as f64),
-            _ => None,
-        };
-        let minute = Duration::from_secs(60);
-        let rates = Rates {
-            window_seconds: started.elapsed().as_secs().clamp(1, 60),
-            jobs_published_per_min: jobs_per_min.map(round1),
-            rendered_per_min: round1(s.rendered.per_minute(now, minute, started)),
-            transcoded_per_min: round1(s.transcoded.per_minute(now, minute, started)),
-            failed_per_min: round1(s.failed.per_minute(now, minute, started)),
-        };
-        let totals = Totals {
-            jobs_published: state.metrics().jobs_published_total(),
-            rendered: s.rendered.total,
-            transcoded: s.transcoded.total,
-            failed: s.failed.total,
-        };
-        let tokens = state.tokens();
-        let public_url = state.options().public_url.as_deref();
-        let renders = s
-            .renders
-            .iter()
-            .map(|r| {
-                let thumb_url = AssetHash::parse(&r.hash).ok().and_then(|hash| {
-                    let size = if r.sizes.contains(&Size::Tile100) {
-                        Some(Size::Tile100)
-                    } else {
-                        r.sizes.iter().copied().min()
-                    }?;
-                    Some(crate::urls::thumb_url(tokens, public_url, &hash, size))
-                });
-                RenderRow {
-                    render: r.clone(),
-                    thumb_url,
-                }
-            })
-            .collect();
-        let failures = s.failures.iter().cloned().collect();
-        drop(s);
-        StatusDoc {
-            v: 1,
-            generated_at: rfc3339_of(SystemTime::now()),
-            store: state.store().describe(),
-            queue: state.queue().describe(),
-            queues,
-            queues_as_of: as_of.map(rfc3339_of),
-            queues_error: error,
-            rates,
-            totals,
-            recent_failures: failures,
-            recent_renders: renders,
-        }
-    }
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
-}
-
-/// One queue on the page.
-#[derive(Debug, Clone, Serialize)]
-pub struct QueueRow {
-    /// The queue name.
-    pub queue: String,
-    /// Messages ready.
-    pub ready: u64,
-    /// Messages delivered, not settled (0 where the broker does not say).
-    pub unacked: u64,
-    /// Consumers attached.
-    pub consumers: u32,
-    /// Net change of `ready` per minute over about the last minute (`null`
-    /// until two samples exist).
-    pub ready_change_per_min: Option<f64>,
-}
-
-/// Rates per minute, over about the last minute.
-#[derive(Debug, Clone, Serialize)]
-pub struct Rates {
-    /// The window the event rates cover (shorter right after start).
-    pub window_seconds: u64,
-    /// Jobs this replica published (`null` until two samples exist).
-    pub jobs_published_per_min: Option<f64>,
-    /// `rendered.*` events seen.
-    pub rendered_per_min: f64,
-    /// `transcoded.*` events seen.
-    pub transcoded_per_min: f64,
-    /// `failed.*` events seen.
-    pub failed_per_min: f64,
-}
-
-/// Counts since this replica started.
-#[derive(Debug, Clone, Serialize)]
-pub struct Totals {
-    /// Jobs published.
-    pub jobs_published: u64,
-    /// Rendered events seen.
-    pub rendered: u64,
-    /// Transcoded events seen.
-    pub transcoded: u64,
-    /// Failed events seen.
-    pub failed: u64,
-}
-
-/// A recent render with its thumbnail URL.
-#[derive(Debug, Clone, Serialize)]
-pub struct RenderRow {
-    #[serde(flatten)]
-    pub render: RecentRender,
-    /// A ready URL of `tile_100` (or the smallest stored size).
-    pub thumb_url: Option<String>,
-}
-
-/// The document of `GET /api/v1/status`.
-#[derive(Debug, Clone, Serialize)]
-pub struct StatusDoc {
-    /// Always 1.
-    pub v: u8,
-    /// When it was made (RFC 3339).
-    pub generated_at: String,
-    /// The store, described.
-    pub store: String,
-    /// The queue, described (password redacted).
-    pub queue: String,
-    /// Every thumbfarm queue.
-    pub queues: Vec<QueueRow>,
-    /// When the depths were read from the broker.
-    pub queues_as_of: Option<String>,
-    /// Why the depths could not be read, if they could not.
-    pub queues_error: Option<String>,
-    /// Rates per minute.
-    pub rates: Rates,
-    /// Counts since start.
-    pub totals: Totals,
-    /// The last failures, newest first.
-    pub recent_failures: Vec<RecentFailure>,
-    /// The last renders, newest first.
-    pub recent_renders: Vec<RenderRow>,
-}
 
 fn no_store(mut response: Response) -> Response {
     let h = response.headers_mut();
@@ -511,20 +50,28 @@ fn disabled() -> Response {
     no_store((StatusCode::NOT_FOUND, axum::Json(body)).into_response())
 }
 
-async fn document(state: &AppState) -> StatusDoc {
+async fn document(state: &AppState, access: Access) -> StatusDoc {
     let board = state.status();
     if let Err(e) = board.ensure_listening().await {
         tracing::debug!(error = %e, "status: cannot subscribe to events");
     }
-    board.snapshot(state).await
+    let replica = Replica {
+        tokens: state.tokens(),
+        public_url: state.options().public_url.as_deref(),
+        store: state.store().as_ref(),
+    };
+    board.snapshot(replica, access).await
 }
 
 /// `GET /api/v1/status`: the status document (JSON).
-pub async fn status_json(State(state): State<AppState>) -> Response {
+pub async fn status_json(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if !state.options().status_page {
         return disabled();
     }
-    no_store(axum::Json(document(&state).await).into_response())
+    match access_of(&state, &headers) {
+        Ok(access) => no_store(axum::Json(document(&state, access).await).into_response()),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// The JSON embedded in the page, safe inside `<script>`.
@@ -536,12 +83,13 @@ fn embed_json(doc: &StatusDoc) -> String {
         .replace('&', "\\u0026")
 }
 
-/// `GET /`: the status page.
+/// `GET /`: the status page. The page is served in the anonymous view; its
+/// script asks for the operator view with the key it was given.
 pub async fn page(State(state): State<AppState>) -> Response {
     if !state.options().status_page {
         return disabled();
     }
-    let doc = document(&state).await;
+    let doc = document(&state, Access::Anonymous).await;
     let html = PAGE.replace("__INITIAL_STATUS__", &embed_json(&doc));
     let mut response = (StatusCode::OK, html).into_response();
     let h = response.headers_mut();
@@ -602,6 +150,11 @@ const PAGE: &str = r##"<!doctype html>
   <h1>thumbfarm</h1>
   <span class="meta" id="backends"></span>
   <span class="meta">updated <span id="updated">never</span> · <span id="poll-state">polling every 3 s</span></span>
+  <form id="key-form" class="meta" autocomplete="off">
+    <span id="access">anonymous view: generic reasons, no store names</span>
+    <input id="key" type="password" placeholder="API key" size="18" aria-label="API key">
+    <button type="submit">show details</button>
+  </form>
 </header>
 <noscript><p style="padding:0 24px">This page needs JavaScript; the same data is at <a href="api/v1/status">/api/v1/status</a>.</p></noscript>
 <main>
@@ -647,7 +200,9 @@ const PAGE: &str = r##"<!doctype html>
   function fill(tbody, rows) { while (tbody.firstChild) tbody.removeChild(tbody.firstChild); rows.forEach(function (r) { tbody.appendChild(r); }); }
   function render(s) {
     if (!s) return;
-    document.getElementById("backends").textContent = s.store + " · " + s.queue;
+    document.getElementById("backends").textContent = (s.store && s.queue) ? s.store + " · " + s.queue : "";
+    document.body.setAttribute("data-access", s.access);
+    document.getElementById("access").textContent = s.access === "operator" ? "operator view" : "anonymous view: generic reasons, no store names";
     document.getElementById("updated").textContent = s.generated_at;
     var qerr = document.getElementById("queues-error");
     qerr.hidden = !s.queues_error;
@@ -692,9 +247,29 @@ const PAGE: &str = r##"<!doctype html>
     }));
     document.getElementById("failures-empty").hidden = s.recent_failures.length > 0;
   }
+  // The API key: from the URL fragment (never sent to the server) or the
+  // form, kept for this tab only.
+  var KEY = "thumbfarm-status-key";
+  var m = /(?:^#|&)key=([^&]+)/.exec(location.hash);
+  if (m) {
+    try { sessionStorage.setItem(KEY, decodeURIComponent(m[1])); } catch (e) { /* private mode */ }
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  function key() { try { return sessionStorage.getItem(KEY) || ""; } catch (e) { return ""; } }
+  document.getElementById("key-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    try { sessionStorage.setItem(KEY, document.getElementById("key").value); } catch (e) { /* private mode */ }
+    document.getElementById("key").value = "";
+  });
   function poll() {
-    fetch("api/v1/status", { cache: "no-store", credentials: "omit" })
-      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
+    var headers = {};
+    if (key()) headers["Authorization"] = "Bearer " + key();
+    fetch("api/v1/status", { cache: "no-store", credentials: "omit", headers: headers })
+      .then(function (r) {
+        if (r.status === 401) { try { sessionStorage.removeItem(KEY); } catch (e) { /* private mode */ } throw new Error("API key refused"); }
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      })
       .then(function (s) {
         render(s);
         document.body.setAttribute("data-polls", String(Number(document.body.getAttribute("data-polls")) + 1));
@@ -716,10 +291,18 @@ const PAGE: &str = r##"<!doctype html>
 </html>
 "##;
 
+/// The view a request may see: operator with a valid API key, anonymous
+/// without credentials, refused (401) with a wrong key.
+pub fn access_of(state: &AppState, headers: &HeaderMap) -> Result<Access, ApiError> {
+    if headers.get(header::AUTHORIZATION).is_none() {
+        return Ok(Access::Anonymous);
+    }
+    check_api_key(&state.options().api_keys, headers).map(|()| Access::Operator)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use thumbfarm_shared::messages::V1;
 
     #[test]
     fn embedded_json_cannot_close_the_script() {
@@ -727,42 +310,5 @@ mod tests {
         let escaped = s.replace('<', "\\u003c").replace('>', "\\u003e");
         assert!(!escaped.contains("</script"));
         assert!(PAGE.contains("__INITIAL_STATUS__"));
-    }
-
-    #[test]
-    fn rings_are_bounded() {
-        let queue: Arc<dyn Queue> = Arc::new(thumbfarm_shared::queue::MemoryQueue::new(5));
-        let board = StatusBoard::new(queue, Arc::new(Metrics::new().unwrap()));
-        for i in 0..100u32 {
-            let hash = AssetHash::of_bytes(&i.to_be_bytes());
-            board.record(Event::Failed {
-                v: V1,
-                hash,
-                reason: format!("r{i}"),
-                permanent: true,
-            });
-            board.record(Event::Rendered {
-                v: V1,
-                hash,
-                sizes: vec![Size::Tile100],
-            });
-        }
-        let s = board.lock();
-        assert_eq!(s.failures.len(), RECENT_FAILURES);
-        assert_eq!(s.renders.len(), RECENT_RENDERS);
-        assert_eq!(s.failures[0].reason, "r99");
-        assert_eq!(s.rendered.total, 100);
-    }
-
-    #[test]
-    fn rates_per_minute() {
-        let mut c = RateCounter::default();
-        let now = 10_000;
-        for _ in 0..30 {
-            c.add(now);
-        }
-        let since = Instant::now() - Duration::from_secs(120);
-        assert_eq!(c.per_minute(now, Duration::from_secs(60), since), 30.0);
-        assert_eq!(c.per_minute(now + 120, Duration::from_secs(60), since), 0.0);
     }
 }

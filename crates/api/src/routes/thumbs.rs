@@ -11,12 +11,12 @@
 //!
 //! No cookie is read or set.
 
-use crate::app::AppState;
-use crate::error::ThumbError;
-use crate::hot_cache::{CachedThumb, MAX_ENTRY_BYTES};
+use crate::http::error::ThumbError;
 use crate::metrics::WaitOutcome;
-use crate::ondemand::Signal;
-use crate::routes::{cached_manifest, load_manifest};
+use crate::routes::manifests::{cached_manifest, load_manifest, unavailable};
+use crate::services::hot_cache::{CachedThumb, MAX_ENTRY_BYTES};
+use crate::services::ondemand::Signal;
+use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -72,13 +72,6 @@ fn target_size(manifest: &Manifest, size: Size) -> Result<Size, ThumbError> {
         sizes::resolve(size, manifest.width, manifest.height).ok_or(ThumbError::NotApplicable)
     } else {
         Ok(size)
-    }
-}
-
-pub(crate) fn unavailable(state: &AppState, what: &str, e: impl std::fmt::Display) -> ThumbError {
-    ThumbError::Unavailable {
-        reason: format!("{what}: {e}"),
-        retry_after: state.options().retry_after,
     }
 }
 

@@ -10,13 +10,15 @@
 //! longer than `--video-wait-max-duration`, and otherwise answers 202 with
 //! `Retry-After`. A transcode that failed for good is 422 with the reason.
 
-use crate::app::AppState;
-use crate::error::{ThumbError, REASON_HEADER};
-use crate::ondemand::Signal;
-use crate::planner::VIDEO_FORMAT;
-use crate::range::{content_range, if_range_holds, parse_range, unsatisfied_range, RangeRequest};
-use crate::routes::cached_manifest;
-use crate::routes::thumbs::{entity_headers, etag_matches, unavailable};
+use crate::http::error::{ThumbError, REASON_HEADER};
+use crate::http::range::{
+    content_range, if_range_holds, parse_range, unsatisfied_range, RangeRequest,
+};
+use crate::routes::manifests::cached_manifest;
+use crate::routes::manifests::unavailable;
+use crate::routes::thumbs::{entity_headers, etag_matches};
+use crate::services::ondemand::Signal;
+use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -24,6 +26,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use std::time::Duration;
+use thumbfarm_shared::keys::AVC;
 use thumbfarm_shared::manifest::Manifest;
 use thumbfarm_shared::store::{ObjectMeta, StoreError};
 use thumbfarm_shared::tokens::{Subject, TokenPolicy};
@@ -56,8 +59,8 @@ pub fn video_token_allows(
 ) -> bool {
     match tokens {
         // A signature over a format that does not exist cannot be checked.
-        TokenPolicy::Signed(_) if format != VIDEO_FORMAT => false,
-        policy => policy.verify(hash, Subject::Video(VIDEO_FORMAT), token),
+        TokenPolicy::Signed(_) if format != AVC => false,
+        policy => policy.verify(hash, Subject::Video(AVC), token),
     }
 }
 
@@ -92,7 +95,7 @@ async fn serve_video(
     if !video_token_allows(state.tokens(), &hash, &format, &token) {
         return Err(ThumbError::BadToken);
     }
-    if format != VIDEO_FORMAT {
+    if format != AVC {
         return Err(ThumbError::UnknownFormat);
     }
     let manifest = cached_manifest(state, &hash).await?;

@@ -1,4 +1,4 @@
-//! RabbitMQ through `lapin`: the topology of DESIGN.md §5, publisher
+//! RabbitMQ through `lapin`: the topology of docs/contracts.md §5, publisher
 //! confirms, quorum-queue redelivery counts, dead-lettering with a reason
 //! header, and reconnection with backoff that consumers and event streams
 //! ride through.
@@ -10,7 +10,9 @@
 //! consumer and event stream has a channel of its own, reopened on the
 //! current connection when its stream breaks.
 
-use super::*;
+use super::interface::*;
+use super::topology::{Exchange, QueueName};
+use async_trait::async_trait;
 
 use futures::StreamExt;
 use lapin::options::{
@@ -385,7 +387,7 @@ fn exchange_kind(exchange: Exchange) -> ExchangeKind {
     }
 }
 
-/// Declares DESIGN.md §5's exchanges, queues and bindings (idempotent).
+/// Declares docs/contracts.md §5's exchanges, queues and bindings (idempotent).
 async fn declare_topology(channel: &Channel, delivery_limit: u32) -> Result<(), lapin::Error> {
     for exchange in Exchange::ALL {
         channel

@@ -1,5 +1,5 @@
 //! The in-process queue: the same five queues, routing and settling rules as
-//! the broker (DESIGN.md §6), without durability.
+//! the broker (docs/contracts.md §6), without durability.
 //!
 //! - jobs are routed by routing key ([`QueueName::for_routing_key`]), the
 //!   ingest exchange feeds `thumbfarm.ingest`, the dead-letter exchange
@@ -16,8 +16,10 @@
 //! - events go to every subscriber whose binding key matches
 //!   ([`topic_matches`]).
 
+use super::interface::*;
 use super::topology::topic_matches;
-use super::*;
+use super::topology::{Exchange, QueueName};
+use async_trait::async_trait;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -1,4 +1,4 @@
-//! The RabbitMQ topology of DESIGN.md §5, as data both backends use.
+//! The RabbitMQ topology of docs/contracts.md §5, as data both backends use.
 
 use serde::Serialize;
 use std::fmt;

@@ -8,10 +8,13 @@
 //!
 //! All file-system work runs on tokio's blocking pool.
 
-use super::*;
+use super::interface::*;
+use async_trait::async_trait;
+use bytes::Bytes;
 use futures::StreamExt;
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::Path;
 use std::path::{Component, PathBuf};
 use std::time::UNIX_EPOCH;
 use tokio_util::io::ReaderStream;

@@ -11,7 +11,8 @@
 //! Checksums are only computed or validated where the S3 API requires them,
 //! since several S3-compatible servers reject or mis-handle the optional ones.
 
-use super::*;
+use super::interface::*;
+use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
@@ -22,8 +23,11 @@ use aws_sdk_s3::types::{
     BucketLocationConstraint, CompletedMultipartUpload, CompletedPart, CreateBucketConfiguration,
 };
 use aws_sdk_s3::Client;
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use std::path::Path;
 use std::time::Duration;
+use std::time::SystemTime;
 use tokio::io::AsyncWriteExt;
 
 /// How long to wait for a TCP (and TLS) connection.

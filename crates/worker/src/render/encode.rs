@@ -2,7 +2,7 @@
 //! (4:2:0, optimised Huffman tables as part of progressive coding), PNG for
 //! `colors`. No metadata is written.
 
-use super::RenderError;
+use super::error::RenderError;
 use image::ImageEncoder;
 use turbojpeg::{Compressor, Image, PixelFormat, Subsamp};
 

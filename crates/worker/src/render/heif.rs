@@ -6,8 +6,8 @@
 //! the EXIF orientation inside a HEIF file is ignored (applying it too would
 //! rotate iPhone pictures twice).
 
-use super::decode::{flatten_rgba, Decoded};
-use super::RenderError;
+use super::error::RenderError;
+use super::pixels::{flatten_rgba, Decoded};
 use libheif_rs::{ColorSpace, HeifContext, LibHeif, RgbChroma};
 
 fn heif_err(e: libheif_rs::HeifError) -> RenderError {

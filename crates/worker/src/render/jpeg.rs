@@ -5,9 +5,9 @@
 //! traffic (see the report/bench: ~4x faster than a full decode at 1/4).
 
 use super::color::cmyk_to_rgb;
-use super::decode::{Decoded, Need};
+use super::error::RenderError;
+use super::pixels::{Decoded, Need};
 use super::probe::JpegMarkers;
-use super::RenderError;
 use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
 
 fn tj_err(e: turbojpeg::Error) -> RenderError {

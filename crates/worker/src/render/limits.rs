@@ -1,7 +1,8 @@
 //! The limits every original is checked against before any pixel buffer is
 //! allocated.
 
-use super::{RenderError, RenderOptions};
+use super::error::RenderError;
+use super::options::RenderOptions;
 
 /// Refuses a file larger than the configured maximum (checked from the
 /// file's metadata, before it is read).

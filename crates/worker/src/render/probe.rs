@@ -1,7 +1,7 @@
 //! Format detection by magic bytes, and the cheap header facts (pixel size,
 //! orientation, colour profile) read before any pixel is allocated.
 
-use super::RenderError;
+use super::error::RenderError;
 
 /// An image container the pipeline can decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,21 +1,11 @@
 //! Resizing with `fast_image_resize` (SIMD convolution, Lanczos3), with the
 //! fractional crop of fill sizes applied inside the resize (no copy).
 
-use super::RenderError;
+use super::error::RenderError;
+use super::pixels::Rgb;
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use thumbfarm_shared::sizes::CropRect;
-
-/// A packed RGB8 image.
-#[derive(Debug, Clone)]
-pub struct Rgb {
-    /// `width * height * 3` bytes.
-    pub pixels: Vec<u8>,
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
-}
 
 fn fir_err(e: impl std::fmt::Display) -> RenderError {
     RenderError::Decode(format!("resize: {e}"))

@@ -1,8 +1,9 @@
 //! libavfilter graphs: rotation + scaling + pixel format for video, and
 //! resampling + channel layout + fixed frame size for audio.
 
-use super::ffmpeg;
+use super::probe::positive;
 use ffmpeg::{filter, format, frame, Rational};
+use ffmpeg_next as ffmpeg;
 
 /// The filters that turn a picture upright (clockwise rotation in degrees).
 fn rotation_filters(rotation: u16) -> &'static str {
@@ -33,8 +34,8 @@ pub(crate) fn video_graph(
     target: &VideoTarget,
 ) -> Result<filter::Graph, ffmpeg::Error> {
     let mut graph = filter::Graph::new();
-    let sar = super::probe::positive(frame.aspect_ratio()).unwrap_or(Rational::new(1, 1));
-    let tb = super::probe::positive(tb).unwrap_or(Rational::new(1, 90_000));
+    let sar = positive(frame.aspect_ratio()).unwrap_or(Rational::new(1, 1));
+    let tb = positive(tb).unwrap_or(Rational::new(1, 90_000));
     let args = format!(
         "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}",
         frame.width(),
@@ -83,7 +84,7 @@ pub(crate) fn audio_graph(
     frame_size: u32,
 ) -> Result<filter::Graph, ffmpeg::Error> {
     let mut graph = filter::Graph::new();
-    let tb = super::probe::positive(tb).unwrap_or(Rational::new(1, frame.rate().max(1) as i32));
+    let tb = positive(tb).unwrap_or(Rational::new(1, frame.rate().max(1) as i32));
     let layout = frame.channel_layout();
     let layout_arg = if layout.bits() != 0 {
         format!("channel_layout=0x{:x}", layout.bits())

@@ -1,13 +1,16 @@
 //! Poster frames: one still at PhotoPrism's offset, upright, then the normal
 //! image cascade (so a video's thumbnails are keyed by the video's own hash).
 
+use super::error::{check_deadline, VideoError};
 use super::filters::{video_graph, VideoTarget};
+use super::init::init;
+use super::options::VideoOptions;
 use super::probe::{positive, VideoProbe};
-use super::{check_deadline, ffmpeg, init, VideoError, VideoOptions};
 use crate::render::{self, RenderError, RenderOptions, RenderResult};
 use ffmpeg::codec::{self, threading};
 use ffmpeg::util::frame::side_data::Type as FrameSideData;
 use ffmpeg::{format, frame, media, Packet};
+use ffmpeg_next as ffmpeg;
 use std::path::Path;
 use std::time::Instant;
 use thumbfarm_shared::Size;

@@ -1,9 +1,12 @@
 //! Reading a video's container and streams, and checking the limits, before
 //! anything is decoded.
 
-use super::{ffmpeg, init, VideoError, VideoOptions};
+use super::error::VideoError;
+use super::init::init;
+use super::options::VideoOptions;
 use ffmpeg::codec::packet::side_data::Type as SideDataType;
 use ffmpeg::{codec, media, Rational};
+use ffmpeg_next as ffmpeg;
 use std::path::Path;
 
 /// What the container and stream headers of a video say.

@@ -1,10 +1,12 @@
 //! The remux path: the source's H.264 (and AAC) packets copied into a new MP4
 //! with `moov` first; nothing is decoded or encoded.
 
+use super::error::{check_deadline, VideoError};
 use super::probe::VideoProbe;
+use super::progress::Progress;
 use super::transcode::{check_complete, mp4_options};
-use super::{check_deadline, ffmpeg, Progress, VideoError};
 use ffmpeg::{codec, encoder, format, Packet, Rational};
+use ffmpeg_next as ffmpeg;
 use std::path::Path;
 use std::time::Instant;
 use tracing::debug;

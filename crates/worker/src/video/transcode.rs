@@ -1,12 +1,15 @@
 //! The transcode path: decode, turn upright, scale, encode H.264 + AAC into
 //! an MP4 with `moov` first.
 
+use super::error::{check_deadline, VideoError};
 use super::filters::{audio_graph, video_graph, VideoTarget};
+use super::options::VideoOptions;
 use super::probe::{positive, VideoProbe};
-use super::{check_deadline, ffmpeg, Progress, VideoError, VideoOptions};
+use super::progress::Progress;
 use ffmpeg::codec::{self, threading};
 use ffmpeg::util::frame::side_data::Type as FrameSideData;
 use ffmpeg::{encoder, filter, format, frame, picture, Dictionary, Packet, Rational, Rescale};
+use ffmpeg_next as ffmpeg;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;

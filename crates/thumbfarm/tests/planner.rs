@@ -1,13 +1,14 @@
 //! The ingest planner against the real RabbitMQ and the real S3 server, with
 //! the real worker (render pipeline) in-process where outputs are checked.
 
+#[path = "../../api/tests/support/mod.rs"]
 mod support;
 
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 use support::*;
-use thumbfarm_api::ingest_events::{Planner, PlannerOptions};
+use thumbfarm_api::background::ingest_planner::{IngestPlanner, PlannerOptions};
 use thumbfarm_api::metrics::Metrics;
 use thumbfarm_shared::manifest::Manifest;
 use thumbfarm_shared::messages::{FileCreated, Job, V1};
@@ -15,7 +16,7 @@ use thumbfarm_shared::queue::{publish_json, Exchange, Queue, QueueName};
 use thumbfarm_shared::sizes::{self, SizeLimits};
 use thumbfarm_shared::store::{get_json, Store};
 use thumbfarm_shared::{AssetHash, KeyLayout};
-use thumbfarm_worker::consumer::{self, WorkerOptions};
+use thumbfarm_worker::{intake, WorkerOptions};
 use tokio_util::sync::CancellationToken;
 
 fn start_planner(
@@ -24,7 +25,7 @@ fn start_planner(
     metrics: &Arc<Metrics>,
     stop: &CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let planner = Arc::new(Planner::new(
+    let planner = Arc::new(IngestPlanner::new(
         Arc::clone(store),
         Arc::clone(queue),
         Arc::clone(metrics),
@@ -119,7 +120,7 @@ async fn s3_notification_and_native_event_lead_to_every_pregenerated_output() {
 
     let stop = CancellationToken::new();
     let planner = start_planner(&store, &queue, &metrics, &stop);
-    let worker = tokio::spawn(consumer::run(
+    let worker = tokio::spawn(intake::run(
         WorkerOptions {
             concurrency: 2,
             ..Default::default()
@@ -480,7 +481,7 @@ async fn a_video_gets_a_transcode_and_a_poster_render() {
 async fn serve_runs_the_planner_in_single_machine_mode() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_string();
-    let args = thumbfarm_api::ServeArgs::try_from_args([
+    let args = thumbfarm::SingleMachineArgs::try_from_args([
         "--listen",
         "127.0.0.1:0",
         "--data-dir",
@@ -489,8 +490,9 @@ async fn serve_runs_the_planner_in_single_machine_mode() {
         "public",
     ])
     .unwrap();
-    assert!(thumbfarm_api::server::runs_planner(&args));
-    let server = thumbfarm_api::Server::bind(&args).await.unwrap();
+    assert!(thumbfarm_api::server::runs_planner(&args.serve));
+    assert!(args.runs_worker());
+    let server = thumbfarm::bind(&args).await.unwrap();
     let store = Arc::clone(server.state().store());
     let queue = Arc::clone(server.state().queue());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -7,10 +7,10 @@
 //! and the publish, deliver and ack rates the broker measures. Without it
 //! the API falls back to AMQP (`unacked` stays 0, no rates).
 
-use crate::config::OptionError;
 use crate::urls::percent_decode;
 use serde::Deserialize;
 use std::time::Duration;
+use thumbfarm_shared::config::ConfigError;
 use thumbfarm_shared::queue::{QueueName, QueueStats};
 
 /// What the management API says about one thumbfarm queue.
@@ -29,11 +29,8 @@ pub struct BrokerQueue {
 /// The option that configures the client.
 const OPTION: &str = "--rabbitmq-management-url";
 
-fn option_error(message: impl Into<String>) -> OptionError {
-    OptionError {
-        option: OPTION,
-        message: message.into(),
-    }
+fn option_error(message: impl Into<String>) -> ConfigError {
+    ConfigError::new(OPTION, message)
 }
 
 /// Why the management API could not be read.
@@ -109,7 +106,7 @@ pub fn vhost_of(amqp_url: &str) -> String {
 impl ManagementApi {
     /// A client for `url` (`http://user:pass@host:15672`; credentials default
     /// to guest/guest) and the vhost of `amqp_url`.
-    pub fn new(url: &str, amqp_url: Option<&str>) -> Result<Self, OptionError> {
+    pub fn new(url: &str, amqp_url: Option<&str>) -> Result<Self, ConfigError> {
         let url = url.trim().trim_end_matches('/');
         let (scheme, rest) = url
             .split_once("://")
@@ -170,7 +167,7 @@ impl ManagementApi {
 pub fn from_option(
     url: Option<&str>,
     amqp_url: Option<&str>,
-) -> Result<Option<ManagementApi>, OptionError> {
+) -> Result<Option<ManagementApi>, ConfigError> {
     url.map(str::trim)
         .filter(|u| !u.is_empty())
         .map(|u| ManagementApi::new(u, amqp_url))

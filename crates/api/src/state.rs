@@ -1,16 +1,11 @@
-//! The application state and the router.
+//! [`AppState`]: everything a request handler needs (store, queue, token
+//! policy, limits, options, metrics and the services behind the routes).
 
 use crate::config::ApiOptions;
-use crate::hot_cache::HotCache;
-use crate::metrics::{self, Metrics};
-use crate::ondemand::Coordinator;
-use crate::routes::status::StatusBoard;
-use crate::routes::{ingest, ops, previews, status, thumbs, videos};
-use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
-use axum::Router;
+use crate::metrics::Metrics;
+use crate::services::hot_cache::HotCache;
+use crate::services::ondemand::Coordinator;
+use crate::services::status_board::StatusBoard;
 use std::sync::Arc;
 use thumbfarm_shared::queue::Queue;
 use thumbfarm_shared::sizes::SizeLimits;
@@ -131,81 +126,4 @@ impl AppState {
     pub fn status(&self) -> &StatusBoard {
         &self.inner.status
     }
-}
-
-/// One route of the API: its path (axum syntax, which is also the OpenAPI
-/// template syntax) and the methods registered on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteInfo {
-    /// The path template.
-    pub path: &'static str,
-    /// The methods, upper case (`GET` routes also answer `HEAD`).
-    pub methods: &'static [&'static str],
-}
-
-/// The path of the thumbnail route.
-pub const THUMB_ROUTE: &str = "/api/v1/t/{hash}/{token}/{size}";
-
-/// The path of the video route.
-pub const VIDEO_ROUTE: &str = "/api/v1/videos/{hash}/{token}/{format}";
-
-/// Every route, with its handler: the single source of [`router`] and [`routes`].
-fn route_table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
-    let r = |path, methods, handler| (RouteInfo { path, methods }, handler);
-    vec![
-        r(THUMB_ROUTE, &["GET"], get(thumbs::thumbnail)),
-        r(VIDEO_ROUTE, &["GET"], get(videos::video)),
-        r(
-            "/api/v1/previews/{hash}",
-            &["GET"],
-            get(previews::preview_list_route),
-        ),
-        r(
-            "/api/v1/ingest",
-            &["POST"],
-            post(ingest::ingest).layer(DefaultBodyLimit::disable()),
-        ),
-        r("/api/v1/openapi.json", &["GET"], get(ops::openapi)),
-        r("/", &["GET"], get(status::page)),
-        r("/api/v1/status", &["GET"], get(status::status_json)),
-        r("/healthz", &["GET"], get(ops::healthz)),
-        r("/readyz", &["GET"], get(ops::readyz)),
-        r("/metrics", &["GET"], get(ops::metrics)),
-    ]
-}
-
-/// Every route the router serves.
-pub fn routes() -> Vec<RouteInfo> {
-    route_table().into_iter().map(|(info, _)| info).collect()
-}
-
-/// The header set on answers of the fallback (no such route).
-pub const NO_ROUTE_REASON: &str = "no such route";
-
-async fn fallback() -> Response {
-    let body = serde_json::json!({ "error": NO_ROUTE_REASON, "status": 404 });
-    let mut response = (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
-    response.headers_mut().insert(
-        crate::error::REASON_HEADER,
-        HeaderValue::from_static(NO_ROUTE_REASON),
-    );
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-/// The API router over `state`.
-pub fn router(state: AppState) -> Router {
-    let mut router = Router::new();
-    for (info, handler) in route_table() {
-        router = router.route(info.path, handler);
-    }
-    router
-        .fallback(fallback)
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(state.metrics()),
-            metrics::track,
-        ))
-        .with_state(state)
 }

@@ -1,6 +1,6 @@
 //! API-key checks for the preview list and ingest.
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use axum::http::{header, HeaderMap};
 use thumbfarm_shared::tokens::constant_time_eq;
 

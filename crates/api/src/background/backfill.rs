@@ -20,23 +20,20 @@
 //!   [`CURSOR_KEY`] (outside `meta/`); a later run with the same options
 //!   continues from it unless `--restart`; a run that completes deletes it.
 
-use crate::config::parse_seconds;
-use crate::ingest_events::BACKFILL_PREFIX;
-use crate::planner::{PlannedJob, VIDEO_FORMAT};
-use clap::Args;
+use crate::planning::jobs::{self, PlannedJob};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use thumbfarm_shared::config::{LogArgs, QueueArgs, SizeArgs, StoreArgs};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use thumbfarm_shared::keys::{KeyKind, KeyLayout, META};
 use thumbfarm_shared::manifest::Manifest;
-use thumbfarm_shared::messages::{RenderJob, TranscodeJob, V1};
-use thumbfarm_shared::queue::topology::routing;
+use thumbfarm_shared::messages::V1;
 use thumbfarm_shared::queue::{Queue, QueueError};
+use thumbfarm_shared::retry::{with_backoff, Backoff};
 use thumbfarm_shared::sizes::{self, Size, SizeLimits};
 use thumbfarm_shared::store::{Store, StoreError};
+use thumbfarm_shared::time::rfc3339_now;
 
-/// Where the resume cursor is kept (never under `meta/`).
+/// Where the resume cursor is kept: under [`BACKFILL`], never under `meta/`.
 pub const CURSOR_KEY: &str = "backfill/cursor.json";
 
 /// Jobs kept in [`BackfillReport::jobs`].
@@ -44,49 +41,6 @@ pub const MAX_REPORTED_JOBS: usize = 10_000;
 
 /// Manifests per listing page.
 const PAGE_SIZE: usize = 1000;
-
-/// Options of `thumbfarm-api backfill`.
-#[derive(Args, Debug, Clone)]
-pub struct BackfillArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-    #[command(flatten)]
-    pub queue: QueueArgs,
-    #[command(flatten)]
-    pub limits: SizeArgs,
-    #[command(flatten)]
-    pub log: LogArgs,
-    /// Sizes to check: comma-separated names, `pregenerated` (the set under
-    /// --static-size-limit) or `all`.
-    #[arg(long, env = "THUMBFARM_BACKFILL_SIZES", default_value = "pregenerated")]
-    pub sizes: String,
-    /// Only manifests written since then: RFC 3339 (`2024-05-01T00:00:00Z`)
-    /// or a duration ago (`90m`, `24h`, `7d`).
-    #[arg(long, env = "THUMBFARM_BACKFILL_SINCE")]
-    pub since: Option<String>,
-    /// Count what is missing; publish nothing, write no cursor.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Jobs published per second at most (0: no limit).
-    #[arg(long, env = "THUMBFARM_BACKFILL_RATE", default_value_t = 50.0)]
-    pub rate: f64,
-    /// Ignore (and replace) a cursor left by an unfinished run.
-    #[arg(long)]
-    pub restart: bool,
-    /// Manifests between two writes of the resume cursor.
-    #[arg(long, env = "THUMBFARM_BACKFILL_CURSOR_EVERY", default_value_t = 500)]
-    pub cursor_every: u64,
-    /// Stop after this many manifests, keeping the cursor (0: no limit).
-    #[arg(long, default_value_t = 0)]
-    pub max_manifests: u64,
-    /// Seconds an unavailable store or broker is retried before the run stops
-    /// (resumable from the cursor).
-    #[arg(long, env = "THUMBFARM_BACKFILL_RETRY", default_value = "60", value_parser = parse_seconds)]
-    pub retry: Duration,
-    /// Do not draw a progress bar.
-    #[arg(long)]
-    pub quiet: bool,
-}
 
 /// Why a backfill stopped.
 #[derive(Debug, thiserror::Error)]
@@ -238,191 +192,6 @@ pub struct Cursor {
     pub counts: BackfillCounts,
 }
 
-/// Parses `--since`: RFC 3339, an HTTP date, or a duration ago
-/// (`90s`, `15m`, `24h`, `7d`, `2w`).
-pub fn parse_since(s: &str, now: SystemTime) -> Result<SystemTime, String> {
-    let s = s.trim();
-    if let Some(t) = parse_rfc3339(s) {
-        return Ok(t);
-    }
-    if let Ok(t) = httpdate::parse_http_date(s) {
-        return Ok(t);
-    }
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: f64 = n
-        .parse()
-        .map_err(|_| format!("{s:?} is neither RFC 3339 nor a duration like 24h"))?;
-    let unit_secs = match unit.trim() {
-        "s" | "" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        "d" => 86_400.0,
-        "w" => 604_800.0,
-        other => return Err(format!("unknown duration unit {other:?} in {s:?}")),
-    };
-    let secs = n * unit_secs;
-    if !secs.is_finite() || !(0.0..=100.0 * 365.0 * 86_400.0).contains(&secs) {
-        return Err(format!("{s:?} is out of range"));
-    }
-    now.checked_sub(Duration::from_secs_f64(secs))
-        .ok_or_else(|| format!("{s:?} is out of range"))
-}
-
-/// Parses an RFC 3339 timestamp (`2024-05-01T12:00:00Z`,
-/// `2024-05-01T12:00:00.5+02:00`).
-pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())?
-    };
-    let (y, mo, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (h, mi, sec) = (n(11..13)?, n(14..16)?, n(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let hm = rest.get(1..)?;
-            let (oh, om) = hm.split_once(':')?;
-            if oh.len() != 2 || om.len() != 2 {
-                return None;
-            }
-            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
-        }
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset;
-    u64::try_from(secs)
-        .ok()
-        .map(|s| UNIX_EPOCH + Duration::from_secs(s))
-}
-
-/// When a manifest was last written, from its `updated_at` (RFC 3339 or an
-/// HTTP date).
-fn manifest_time(m: &Manifest) -> Option<SystemTime> {
-    let t = m.updated_at.trim();
-    parse_rfc3339(t).or_else(|| httpdate::parse_http_date(t).ok())
-}
-
-fn rfc3339_now() -> String {
-    crate::routes::ingest::rfc3339_now()
-}
-
-impl BackfillArgs {
-    /// The validated options.
-    pub fn options(&self) -> Result<BackfillOptions, BackfillError> {
-        let limits = self.limits.limits();
-        let layout = self
-            .store
-            .layout()
-            .map_err(|e| BackfillError::Option("--prefix-depth", e.to_string()))?;
-        let sizes = sizes::parse_size_list(&self.sizes, &limits)
-            .map_err(|e| BackfillError::Option("--sizes", e.to_string()))?;
-        if sizes.is_empty() {
-            return Err(BackfillError::Option("--sizes", "names no size".into()));
-        }
-        let since = self
-            .since
-            .as_deref()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| parse_since(s, SystemTime::now()))
-            .transpose()
-            .map_err(|e| BackfillError::Option("--since", e))?;
-        if !self.rate.is_finite() || self.rate < 0.0 {
-            return Err(BackfillError::Option("--rate", "must be 0 or more".into()));
-        }
-        Ok(BackfillOptions {
-            sizes: sizes
-                .into_iter()
-                .filter(|s| limits.allows_on_request(*s))
-                .collect(),
-            layout,
-            since,
-            dry_run: self.dry_run,
-            rate: self.rate,
-            restart: self.restart,
-            cursor_every: self.cursor_every.max(1),
-            max_manifests: (self.max_manifests > 0).then_some(self.max_manifests),
-            retry: self.retry,
-            progress: !self.quiet,
-        })
-    }
-}
-
-/// Retries `op` on transient errors with backoff, for up to `budget`.
-async fn retrying<T, E, F, Fut>(budget: Duration, what: &str, mut op: F) -> Result<T, E>
-where
-    E: std::fmt::Display + Transient,
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, E>>,
-{
-    let deadline = Instant::now() + budget;
-    let mut delay = Duration::from_millis(250);
-    loop {
-        match op().await {
-            Err(e) if e.transient() && Instant::now() + delay < deadline => {
-                tracing::warn!(what, error = %e, retry_in_ms = delay.as_millis() as u64, "backfill: unavailable, retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Errors that may go away by retrying.
-trait Transient {
-    fn transient(&self) -> bool;
-}
-
-impl Transient for StoreError {
-    fn transient(&self) -> bool {
-        self.is_transient()
-    }
-}
-
-impl Transient for QueueError {
-    fn transient(&self) -> bool {
-        matches!(
-            self,
-            QueueError::Unavailable(_) | QueueError::NotConfirmed(_)
-        )
-    }
-}
-
 /// Paces publishing at `rate` jobs per second.
 struct Pacer {
     interval: Option<Duration>,
@@ -464,9 +233,11 @@ async fn jobs_for_manifest(
         let heads = futures::future::join_all(needed.iter().map(|s| {
             let key = layout.thumb(&hash, *s);
             async move {
-                retrying(opts.retry, "check thumbnail", || store.head(&key))
-                    .await
-                    .map(|found| found.is_none())
+                with_backoff(Backoff::within(opts.retry), "check thumbnail", || {
+                    store.head(&key)
+                })
+                .await
+                .map(|found| found.is_none())
             }
         }))
         .await;
@@ -481,42 +252,32 @@ async fn jobs_for_manifest(
         counts.without_dimensions += 1;
         opts.sizes.clone()
     };
-    let mut jobs = Vec::new();
     if !missing.is_empty() {
         counts.sizes_enqueued += missing.len() as u64;
-        jobs.push(PlannedJob::Render(
-            routing::RENDER_BULK,
-            RenderJob {
-                v: V1,
-                hash: Some(hash),
-                source: m.original.clone(),
-                sizes: missing,
-                force: false,
-                media_type: Some(m.media_type.clone()).filter(|t| !t.is_empty()),
-            },
-        ));
     }
-    if m.is_video() {
+    let transcode_missing = if m.is_video() {
         let key = layout.video(&hash);
-        if retrying(opts.retry, "check transcode", || store.head(&key))
-            .await?
-            .is_none()
-        {
-            counts.transcodes += 1;
-            jobs.push(PlannedJob::Transcode(TranscodeJob {
-                v: V1,
-                hash: Some(hash),
-                source: m.original.clone(),
-                format: VIDEO_FORMAT.to_string(),
-                force: false,
-            }));
-        }
+        with_backoff(Backoff::within(opts.retry), "check transcode", || {
+            store.head(&key)
+        })
+        .await?
+        .is_none()
+    } else {
+        false
+    };
+    if transcode_missing {
+        counts.transcodes += 1;
     }
+    let jobs = jobs::backfill_jobs(m, missing, transcode_missing);
     Ok(jobs)
 }
 
 async fn read_cursor(store: &dyn Store, retry: Duration) -> Result<Option<Cursor>, StoreError> {
-    match retrying(retry, "read cursor", || store.get(CURSOR_KEY)).await {
+    match with_backoff(Backoff::within(retry), "read cursor", || {
+        store.get(CURSOR_KEY)
+    })
+    .await
+    {
         Ok(bytes) => match serde_json::from_slice::<Cursor>(&bytes) {
             Ok(c) => Ok(Some(c)),
             Err(e) => {
@@ -537,7 +298,7 @@ async fn write_cursor(
     let mut c = cursor.clone();
     c.updated_at = rfc3339_now();
     let body = bytes::Bytes::from(serde_json::to_vec_pretty(&c).unwrap_or_default());
-    retrying(retry, "write cursor", || {
+    with_backoff(Backoff::within(retry), "write cursor", || {
         store.put(CURSOR_KEY, body.clone(), "application/json")
     })
     .await
@@ -550,7 +311,6 @@ pub async fn run(
     queue: &dyn Queue,
     opts: &BackfillOptions,
 ) -> Result<BackfillReport, BackfillError> {
-    debug_assert!(!CURSOR_KEY.starts_with(META) && CURSOR_KEY.starts_with(BACKFILL_PREFIX));
     let cursor_options = CursorOptions {
         sizes: opts.sizes.clone(),
         since: opts
@@ -570,7 +330,10 @@ pub async fn run(
     let mut resumed_after = None;
     if !opts.dry_run {
         if opts.restart {
-            retrying(opts.retry, "delete cursor", || store.delete(CURSOR_KEY)).await?;
+            with_backoff(Backoff::within(opts.retry), "delete cursor", || {
+                store.delete(CURSOR_KEY)
+            })
+            .await?;
         } else if let Some(old) = read_cursor(store, opts.retry).await? {
             if old.options == cursor_options {
                 tracing::info!(after = %old.after, "backfill: resuming from the cursor");
@@ -602,7 +365,7 @@ pub async fn run(
     let mut after = Some(cursor.after.clone()).filter(|a| !a.is_empty());
     let mut finished = false;
     'pages: loop {
-        let page = retrying(opts.retry, "list manifests", || {
+        let page = with_backoff(Backoff::within(opts.retry), "list manifests", || {
             store.list(&prefix, after.as_deref(), PAGE_SIZE)
         })
         .await;
@@ -654,7 +417,10 @@ pub async fn run(
     bar.finish_and_clear();
     if !opts.dry_run {
         if finished {
-            retrying(opts.retry, "delete cursor", || store.delete(CURSOR_KEY)).await?;
+            with_backoff(Backoff::within(opts.retry), "delete cursor", || {
+                store.delete(CURSOR_KEY)
+            })
+            .await?;
         } else {
             write_cursor(store, &cursor, opts.retry).await?;
         }
@@ -701,7 +467,11 @@ async fn handle_object(
             return skip(counts, "older than --since");
         }
     }
-    let bytes = match retrying(opts.retry, "read manifest", || store.get(&obj.key)).await {
+    let bytes = match with_backoff(Backoff::within(opts.retry), "read manifest", || {
+        store.get(&obj.key)
+    })
+    .await
+    {
         Ok(b) => b,
         Err(StoreError::NotFound(_)) => return skip(counts, "deleted meanwhile"),
         Err(e) => return Err(e.into()),
@@ -715,7 +485,7 @@ async fn handle_object(
         }
     };
     if let (Some(since), None) = (opts.since, obj.last_modified) {
-        if manifest_time(&manifest).is_some_and(|t| t < since) {
+        if manifest.updated().is_some_and(|t| t < since) {
             return skip(counts, "older than --since");
         }
     }
@@ -730,69 +500,23 @@ async fn handle_object(
             continue;
         }
         pacer.wait().await;
-        retrying(opts.retry, "publish job", || job.publish(queue)).await?;
+        with_backoff(Backoff::within(opts.retry), "publish job", || {
+            job.publish(queue)
+        })
+        .await?;
     }
     Ok(jobs)
-}
-
-/// `thumbfarm-api backfill`: opens the store and the queue and runs.
-pub async fn run_cli(args: &BackfillArgs) -> anyhow::Result<BackfillReport> {
-    let opts = args.options()?;
-    let store = args.store.open().await?;
-    let queue = args.queue.open().await?;
-    if !args.queue.uses_amqp() && !opts.dry_run {
-        tracing::warn!("no --amqp-url: jobs go to an in-process queue that ends with this command; did you mean to set THUMBFARM_AMQP_URL?");
-    }
-    tracing::info!(
-        store = %store.describe(),
-        queue = %queue.describe(),
-        sizes = ?opts.sizes.iter().map(|s| s.name()).collect::<Vec<_>>(),
-        dry_run = opts.dry_run,
-        rate = opts.rate,
-        "backfill starting"
-    );
-    Ok(run(store.as_ref(), queue.as_ref(), &opts).await?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use thumbfarm_shared::keys::{is_own_object, BACKFILL};
 
     #[test]
-    fn since_parses_timestamps_and_durations() {
-        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(
-            parse_since("24h", now).unwrap(),
-            now - Duration::from_secs(86_400)
-        );
-        assert_eq!(
-            parse_since("90m", now).unwrap(),
-            now - Duration::from_secs(5400)
-        );
-        assert_eq!(
-            parse_since("2023-11-14T22:13:20Z", now).unwrap(),
-            UNIX_EPOCH + Duration::from_secs(1_700_000_000)
-        );
-        assert_eq!(
-            parse_since("2023-11-15T00:13:20.25+02:00", now).unwrap(),
-            UNIX_EPOCH + Duration::from_secs(1_700_000_000)
-        );
-        assert_eq!(
-            parse_since("Tue, 14 Nov 2023 22:13:20 GMT", now).unwrap(),
-            UNIX_EPOCH + Duration::from_secs(1_700_000_000)
-        );
-        assert!(parse_since("yesterday", now).is_err());
-        assert!(parse_since("5 parsecs", now).is_err());
-        assert!(parse_rfc3339("2023-13-01T00:00:00Z").is_none());
-        assert_eq!(
-            parse_rfc3339(&crate::routes::ingest::rfc3339(1_234_567_890)),
-            Some(UNIX_EPOCH + Duration::from_secs(1_234_567_890))
-        );
-    }
-
-    #[test]
-    fn the_cursor_is_not_a_manifest_key() {
+    fn the_cursor_is_backfill_state_not_a_manifest_key() {
         assert!(KeyLayout::parse(CURSOR_KEY).is_err());
         assert!(!CURSOR_KEY.starts_with("meta/"));
+        assert!(is_own_object(CURSOR_KEY) && CURSOR_KEY.starts_with(BACKFILL));
     }
 }

@@ -1,40 +1,20 @@
-//! Command-line and environment options of `thumbfarm-api` (clap), and the
-//! runtime options of the HTTP API ([`ApiOptions`]) built from them.
+//! Options of `thumbfarm-api serve` (clap), and the runtime options of the
+//! HTTP API ([`ApiOptions`]) built from them.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use super::planner::PlannerTuningArgs;
+use super::queue_stats::QueueStatsArgs;
+use super::values::{normalize_public_url, parse_seconds};
+use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
-use thumbfarm_shared::config::{LogArgs, QueueArgs, SizeArgs, StoreArgs, TokenArgs};
+use thumbfarm_shared::config::{
+    parse_args, ConfigError, LogArgs, QueueArgs, SizeArgs, StoreArgs, TokenArgs,
+};
 
 /// The default `Cache-Control` of thumbnails: their URLs never change content.
 pub const DEFAULT_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 /// The default upload limit: 512 MiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
-
-/// thumbfarm API: cookie-free thumbnail URLs, on-demand rendering, ingest.
-#[derive(Parser, Debug)]
-#[command(name = "thumbfarm-api", version, about)]
-pub struct Cli {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// The subcommands.
-#[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Serve the HTTP API (and, in single-machine mode, run the worker in-process).
-    Serve(Box<ServeArgs>),
-    /// Upload files or folders (recursively) through a running API.
-    Ingest(IngestArgs),
-    /// Print a valid thumbnail URL for the configured token mode.
-    Url(UrlArgs),
-    /// Consume ingest events (`file.created`, S3 notifications) and enqueue pre-generation.
-    Planner(Box<crate::ingest_events::PlannerArgs>),
-    /// Find missing outputs from the manifests and enqueue them.
-    Backfill(Box<crate::backfill::BackfillArgs>),
-}
 
 /// Whether `serve` runs the ingest planner inside the API process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -47,18 +27,8 @@ pub enum PlannerMode {
     Off,
 }
 
-/// Whether `serve` runs the worker inside the API process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum InProcessWorker {
-    /// On when neither a broker (`--amqp-url`) nor a bucket (`--s3-bucket`) is configured.
-    Auto,
-    /// Always.
-    On,
-    /// Never (jobs wait for separate worker processes).
-    Off,
-}
-
-/// Options of `thumbfarm-api serve`.
+/// Options of `thumbfarm-api serve` (and of `thumbfarm serve`, which adds
+/// the in-process worker's).
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -76,15 +46,9 @@ pub struct ServeArgs {
     pub log: LogArgs,
     #[command(flatten)]
     pub api: ApiArgs,
-    /// Encoder settings of the in-process worker (the worker binary's flags).
-    #[command(flatten, next_help_heading = "In-process worker")]
-    pub render: thumbfarm_worker::config::RenderArgs,
-    /// Job intake of the in-process worker (the worker binary's flags).
-    #[command(flatten, next_help_heading = "In-process worker")]
-    pub consumer: thumbfarm_worker::config::ConsumerArgs,
     /// Tuning of the in-process planner (`--planner`).
     #[command(flatten, next_help_heading = "In-process planner")]
-    pub planner: crate::ingest_events::PlannerTuningArgs,
+    pub planner: PlannerTuningArgs,
 }
 
 impl ServeArgs {
@@ -95,14 +59,7 @@ impl ServeArgs {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        #[derive(Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            serve: ServeArgs,
-        }
-        let args = std::iter::once(std::ffi::OsString::from("thumbfarm-api"))
-            .chain(args.into_iter().map(Into::into));
-        Wrapper::try_parse_from(args).map(|w| w.serve)
+        parse_args("thumbfarm-api", args)
     }
 }
 
@@ -146,56 +103,21 @@ pub struct ApiArgs {
     /// Seconds a cached thumbnail or manifest is served from memory before the store is asked again.
     #[arg(long, env = "THUMBFARM_CACHE_TTL", default_value = "300", value_parser = parse_seconds)]
     pub cache_ttl: Duration,
-    /// Run the worker inside the API process: auto (single-machine mode only), on, off.
-    #[arg(long, env = "THUMBFARM_IN_PROCESS_WORKER", value_enum, default_value_t = InProcessWorker::Auto)]
-    pub in_process_worker: InProcessWorker,
     /// Run the ingest planner inside the API process: auto (single-machine mode only), on, off.
     #[arg(long, env = "THUMBFARM_PLANNER", value_enum, default_value_t = PlannerMode::Auto)]
     pub planner: PlannerMode,
-    /// Serve the status page at `/` and `/api/v1/status` (they show recent
-    /// hashes and working thumbnail URLs; restrict or turn off where that matters).
+    /// Serve the status page at `/` and `/api/v1/status` (without an API key
+    /// they show queues, rates and hashes only; see --admin-listen).
     #[arg(long, env = "THUMBFARM_STATUS_PAGE", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub status_page: bool,
-    /// Seconds between polls of the queue depths for /metrics.
-    #[arg(long, env = "THUMBFARM_QUEUE_STATS_INTERVAL", default_value = "5", value_parser = parse_seconds)]
-    pub queue_stats_interval: Duration,
-    /// RabbitMQ management API (`http://user:pass@rabbitmq:15672`) for unacked counts and rates on /metrics; unset: AMQP only.
-    #[arg(
-        long,
-        env = "THUMBFARM_RABBITMQ_MANAGEMENT_URL",
-        hide_env_values = true
-    )]
-    pub rabbitmq_management_url: Option<String>,
+    /// Operator port for the status page, /api/v1/status and /metrics (e.g. `0.0.0.0:9090`); when set they are no longer served on --listen. Unset: everything on --listen.
+    #[arg(long, env = "THUMBFARM_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub queue_stats: QueueStatsArgs,
     /// Seconds to finish in-flight requests and jobs after SIGTERM or Ctrl-C.
     #[arg(long, env = "THUMBFARM_SHUTDOWN_GRACE", default_value = "30", value_parser = parse_seconds)]
     pub shutdown_grace: Duration,
-}
-
-/// Parses a number of seconds (fractions allowed, `0.5`).
-pub fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .trim()
-        .trim_end_matches('s')
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
-        return Err(format!("{s:?} must be between 0 and 86400 seconds"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-/// Normalizes a `--public-url`: must be http(s), no trailing slash.
-pub fn normalize_public_url(url: &str) -> Result<String, String> {
-    let url = url.trim().trim_end_matches('/');
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(format!("{url:?} must start with http:// or https://"));
-    }
-    if url.contains(['?', '#', ' ']) {
-        return Err(format!(
-            "{url:?} must not contain a query, fragment or space"
-        ));
-    }
-    Ok(url.to_string())
 }
 
 /// Runtime options of the HTTP API.
@@ -267,20 +189,10 @@ impl Default for ApiOptions {
     }
 }
 
-/// An API option that cannot work.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid option {option}: {message}")]
-pub struct OptionError {
-    /// The flag.
-    pub option: &'static str,
-    /// What is wrong.
-    pub message: String,
-}
-
 impl ApiArgs {
     /// The validated runtime options.
-    pub fn options(&self) -> Result<ApiOptions, OptionError> {
-        let err = |option, message: String| OptionError { option, message };
+    pub fn options(&self) -> Result<ApiOptions, ConfigError> {
+        let err = |option, message: String| ConfigError::new(option, message);
         let public_url = self
             .public_url
             .as_deref()
@@ -324,46 +236,6 @@ impl ApiArgs {
     }
 }
 
-/// Options of `thumbfarm-api ingest`.
-#[derive(Args, Debug, Clone)]
-pub struct IngestArgs {
-    /// Files or folders (walked recursively; hidden files are skipped).
-    #[arg(required = true)]
-    pub paths: Vec<PathBuf>,
-    /// Base URL of a running thumbfarm API.
-    #[arg(
-        long,
-        env = "THUMBFARM_API_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub api_url: String,
-    /// API key (one of the server's `--api-keys`).
-    #[arg(long, env = "THUMBFARM_API_KEY", hide_env_values = true)]
-    pub api_key: String,
-    /// Uploads in flight at once.
-    #[arg(long, default_value_t = 4)]
-    pub jobs: usize,
-    /// Do not draw a progress bar.
-    #[arg(long)]
-    pub quiet: bool,
-}
-
-/// Options of `thumbfarm-api url`.
-#[derive(Args, Debug, Clone)]
-pub struct UrlArgs {
-    /// The asset hash (SHA-1 of the original, 40 lowercase hex characters).
-    pub hash: String,
-    /// The size name (`fit_720`, `tile_224`, …), or `avc` for a video's transcode.
-    pub size: String,
-    #[command(flatten)]
-    pub tokens: TokenArgs,
-    #[command(flatten)]
-    pub sizes: SizeArgs,
-    /// Public base URL; unset: a relative URL.
-    #[arg(long, env = "THUMBFARM_PUBLIC_URL")]
-    pub public_url: Option<String>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,7 +248,7 @@ mod tests {
         assert_eq!(o.wait_timeout, Duration::from_secs(10));
         assert_eq!(o.cache_control, DEFAULT_CACHE_CONTROL);
         assert_eq!(o.max_upload_bytes, 512 * 1024 * 1024);
-        assert_eq!(args.api.in_process_worker, InProcessWorker::Auto);
+        assert_eq!(args.api.planner, PlannerMode::Auto);
     }
 
     #[test]
@@ -396,17 +268,5 @@ mod tests {
         let o = args.api.options().unwrap();
         assert_eq!(o.public_url.as_deref(), Some("https://t.example"));
         assert_eq!(o.wait_timeout, Duration::from_millis(250));
-    }
-
-    #[test]
-    fn cli_parses_subcommands() {
-        let cli = Cli::try_parse_from(["x", "url", "abc", "fit_720"]).unwrap();
-        assert!(matches!(cli.command, Command::Url(_)));
-        let cli = Cli::try_parse_from(["x", "ingest", "a", "b", "--api-key", "k"]).unwrap();
-        assert!(matches!(cli.command, Command::Ingest(ref a) if a.paths.len() == 2));
-        assert!(
-            Cli::try_parse_from(["x", "ingest", "a"]).is_err()
-                || std::env::var("THUMBFARM_API_KEY").is_ok()
-        );
     }
 }

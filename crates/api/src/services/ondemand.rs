@@ -10,7 +10,7 @@
 //! come from another job (a bulk job, another replica's job), a woken waiter
 //! must check the store again before it serves.
 
-use crate::planner;
+use crate::planning::jobs;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -259,10 +259,10 @@ impl Coordinator {
                     let rx = entry.tx.subscribe();
                     if entry.published.elapsed() > self.republish_after {
                         tracing::info!(%hash, "on-demand job without an event; publishing it again");
-                        let job = planner::ondemand_job(&self.limits, manifest, target);
+                        let job = jobs::ondemand_job(&self.limits, manifest, target);
                         entry.published = Instant::now();
                         entry.resolved = manifest.has_dimensions();
-                        entry.sizes = job_sizes(&job);
+                        entry.sizes = job.sizes().to_vec();
                         (
                             Ticket {
                                 rx,
@@ -273,10 +273,7 @@ impl Coordinator {
                         )
                     } else if !entry.sizes.contains(&target) {
                         // Another size of an asset already being rendered.
-                        let job = planner::PlannedJob::Render(
-                            thumbfarm_shared::queue::topology::routing::RENDER_ONDEMAND,
-                            planner::render_job(manifest, vec![target]),
-                        );
+                        let job = jobs::extra_size_job(manifest, target);
                         entry.sizes.push(target);
                         (
                             Ticket {
@@ -304,7 +301,7 @@ impl Coordinator {
                         let horizon = self.republish_after.saturating_mul(4);
                         map.retain(|_, e| e.published.elapsed() < horizon);
                     }
-                    let job = planner::ondemand_job(&self.limits, manifest, target);
+                    let job = jobs::ondemand_job(&self.limits, manifest, target);
                     let (tx, rx) = watch::channel(Signal::Pending);
                     let id = self
                         .next_id
@@ -314,7 +311,7 @@ impl Coordinator {
                         Inflight {
                             id,
                             tx,
-                            sizes: job_sizes(&job),
+                            sizes: job.sizes().to_vec(),
                             resolved: manifest.has_dimensions(),
                             published: Instant::now(),
                         },
@@ -409,7 +406,7 @@ impl Coordinator {
         if !publish {
             return Ok(ticket);
         }
-        let job = planner::PlannedJob::Transcode(planner::transcode_job(&hash, manifest));
+        let job = jobs::transcode(manifest.into());
         let result = match self.ensure_listening().await {
             Ok(()) => job.publish(self.queue.as_ref()).await,
             Err(e) => Err(e),
@@ -442,13 +439,6 @@ impl Coordinator {
 impl Drop for Coordinator {
     fn drop(&mut self) {
         self.cancel.cancel();
-    }
-}
-
-fn job_sizes(job: &planner::PlannedJob) -> Vec<Size> {
-    match job {
-        planner::PlannedJob::Render(_, job) => job.sizes.clone(),
-        planner::PlannedJob::Transcode(_) => Vec::new(),
     }
 }
 

@@ -1,15 +1,15 @@
-//! The planner: which sizes a job should render, and the jobs an ingest or
-//! a miss publishes.
+//! Every job thumbfarm publishes is built here: the on-demand job of a
+//! miss, the pre-generation jobs of an ingest (upload or ingest event), the
+//! jobs of a backfill, the transcode of a video request. The routing key
+//! ("lane") goes with the job: `render.ondemand`, `render.bulk`, `transcode`.
 
+use thumbfarm_shared::keys::AVC;
 use thumbfarm_shared::manifest::Manifest;
-use thumbfarm_shared::messages::{RenderJob, TranscodeJob, V1};
+use thumbfarm_shared::messages::{RenderJob, SourceRef, TranscodeJob, V1};
 use thumbfarm_shared::queue::topology::routing;
 use thumbfarm_shared::queue::{publish_json, Exchange, Queue, QueueError};
 use thumbfarm_shared::sizes::{self, Size, SizeLimits};
 use thumbfarm_shared::AssetHash;
-
-/// The only video format there is.
-pub const VIDEO_FORMAT: &str = "avc";
 
 /// A job the API publishes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,14 @@ impl PlannedJob {
         }
     }
 
+    /// The sizes a render job asks for (none for a transcode).
+    pub fn sizes(&self) -> &[Size] {
+        match self {
+            PlannedJob::Render(_, job) => &job.sizes,
+            PlannedJob::Transcode(_) => &[],
+        }
+    }
+
     /// Publishes the job on `thumbfarm.jobs`.
     pub async fn publish(&self, queue: &dyn Queue) -> Result<(), QueueError> {
         match self {
@@ -38,6 +46,66 @@ impl PlannedJob {
             }
         }
     }
+}
+
+/// An original as a planner knows it: from its manifest, or from an ingest
+/// event (whose hash may be unknown until a worker reads the bytes).
+#[derive(Debug, Clone, Copy)]
+pub struct Original<'a> {
+    /// The asset, when known.
+    pub hash: Option<AssetHash>,
+    /// Where the original is.
+    pub source: &'a SourceRef,
+    /// Its media type (empty or `application/octet-stream` when unknown).
+    pub media_type: &'a str,
+}
+
+impl<'a> From<&'a Manifest> for Original<'a> {
+    fn from(m: &'a Manifest) -> Self {
+        Original {
+            hash: Some(m.hash),
+            source: &m.original,
+            media_type: &m.media_type,
+        }
+    }
+}
+
+impl Original<'_> {
+    fn is_video(&self) -> bool {
+        self.media_type.starts_with("video/")
+    }
+
+    /// The media type as a hint for the worker (none when unknown).
+    fn media_type_hint(&self) -> Option<String> {
+        Some(self.media_type.to_string())
+            .filter(|m| !m.is_empty() && m != "application/octet-stream")
+    }
+}
+
+/// A render job of `sizes` on `lane`.
+fn render(lane: &'static str, original: Original<'_>, sizes: Vec<Size>) -> PlannedJob {
+    PlannedJob::Render(
+        lane,
+        RenderJob {
+            v: V1,
+            hash: original.hash,
+            source: original.source.clone(),
+            sizes,
+            force: false,
+            media_type: original.media_type_hint(),
+        },
+    )
+}
+
+/// The AVC transcode of a video.
+pub fn transcode(original: Original<'_>) -> PlannedJob {
+    PlannedJob::Transcode(TranscodeJob {
+        v: V1,
+        hash: original.hash,
+        source: original.source.clone(),
+        format: AVC.to_string(),
+        force: false,
+    })
 }
 
 /// Whether the manifest lists an output for `size`.
@@ -68,78 +136,66 @@ pub fn ondemand_sizes(limits: &SizeLimits, manifest: &Manifest, target: Size) ->
     wanted
 }
 
-/// A render job of `sizes` of the asset the manifest describes.
-pub fn render_job(manifest: &Manifest, sizes: Vec<Size>) -> RenderJob {
-    RenderJob {
-        v: V1,
-        hash: Some(manifest.hash),
-        source: manifest.original.clone(),
-        sizes,
-        force: false,
-        media_type: Some(manifest.media_type.clone()).filter(|m| !m.is_empty()),
-    }
-}
-
 /// The on-demand job for a miss of `target`.
 pub fn ondemand_job(limits: &SizeLimits, manifest: &Manifest, target: Size) -> PlannedJob {
-    PlannedJob::Render(
+    render(
         routing::RENDER_ONDEMAND,
-        render_job(manifest, ondemand_sizes(limits, manifest, target)),
+        manifest.into(),
+        ondemand_sizes(limits, manifest, target),
     )
 }
 
-/// The jobs that pre-generate a newly ingested asset: the pre-generated
-/// sizes on `render.bulk` (for a video, its poster frame), and for a video
-/// also an AVC transcode.
-pub fn ingest_jobs(limits: &SizeLimits, manifest: &Manifest) -> Vec<PlannedJob> {
-    let mut jobs = vec![PlannedJob::Render(
+/// The on-demand job for one more size of an asset whose job is in flight.
+pub fn extra_size_job(manifest: &Manifest, target: Size) -> PlannedJob {
+    render(routing::RENDER_ONDEMAND, manifest.into(), vec![target])
+}
+
+/// The jobs that pre-generate a new original: the pre-generated sizes on
+/// `render.bulk` (for a video, of its poster frame), and for a video also
+/// its AVC transcode.
+pub fn pregeneration_jobs(limits: &SizeLimits, original: Original<'_>) -> Vec<PlannedJob> {
+    let mut jobs = vec![render(
         routing::RENDER_BULK,
-        render_job(manifest, limits.pregenerated()),
+        original,
+        limits.pregenerated(),
     )];
-    if manifest.is_video() {
-        jobs.push(PlannedJob::Transcode(transcode_job(
-            &manifest.hash,
-            manifest,
-        )));
+    if original.is_video() {
+        jobs.push(transcode(original));
     }
     jobs
 }
 
-/// An AVC transcode of the asset.
-pub fn transcode_job(hash: &AssetHash, manifest: &Manifest) -> TranscodeJob {
-    TranscodeJob {
-        v: V1,
-        hash: Some(*hash),
-        source: manifest.original.clone(),
-        format: VIDEO_FORMAT.to_string(),
-        force: false,
+/// The jobs that complete an asset a backfill found incomplete: the
+/// `missing` sizes on `render.bulk`, and the transcode when it is missing.
+pub fn backfill_jobs(
+    manifest: &Manifest,
+    missing: Vec<Size>,
+    transcode_missing: bool,
+) -> Vec<PlannedJob> {
+    let mut jobs = Vec::new();
+    if !missing.is_empty() {
+        jobs.push(render(routing::RENDER_BULK, manifest.into(), missing));
     }
+    if transcode_missing {
+        jobs.push(transcode(manifest.into()));
+    }
+    jobs
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
     use thumbfarm_shared::manifest::OutputInfo;
-    use thumbfarm_shared::messages::SourceRef;
 
     fn manifest(w: u32, h: u32, media_type: &str) -> Manifest {
-        Manifest {
-            v: V1,
-            hash: AssetHash::of_bytes(b"x"),
-            original: SourceRef {
-                bucket: None,
-                key: "originals/x.jpg".into(),
-            },
-            media_type: media_type.into(),
-            bytes: 1,
-            width: w,
-            height: h,
-            duration_ms: None,
-            outputs: BTreeMap::new(),
-            created_at: String::new(),
-            updated_at: String::new(),
-        }
+        let source = SourceRef {
+            bucket: None,
+            key: "originals/x.jpg".into(),
+        };
+        let mut m = Manifest::new(AssetHash::of_bytes(b"x"), source, media_type, 1);
+        m.width = w;
+        m.height = h;
+        m
     }
 
     #[test]
@@ -191,10 +247,12 @@ mod tests {
     #[test]
     fn ingest_of_a_video_also_transcodes() {
         let limits = SizeLimits::default();
-        let jobs = ingest_jobs(&limits, &manifest(0, 0, "video/mp4"));
+        let m = manifest(0, 0, "video/mp4");
+        let jobs = pregeneration_jobs(&limits, (&m).into());
         let keys: Vec<_> = jobs.iter().map(PlannedJob::routing_key).collect();
         assert_eq!(keys, vec!["render.bulk", "transcode"]);
-        let jobs = ingest_jobs(&limits, &manifest(0, 0, "image/png"));
+        let m = manifest(0, 0, "image/png");
+        let jobs = pregeneration_jobs(&limits, (&m).into());
         assert_eq!(jobs.len(), 1);
         match &jobs[0] {
             PlannedJob::Render(_, job) => {
@@ -204,5 +262,23 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn unknown_media_types_are_no_hint() {
+        let m = manifest(0, 0, "application/octet-stream");
+        match &pregeneration_jobs(&SizeLimits::default(), (&m).into())[0] {
+            PlannedJob::Render(_, job) => assert_eq!(job.media_type, None),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn backfill_jobs_name_only_what_is_missing() {
+        let m = manifest(4000, 3000, "video/mp4");
+        let jobs = backfill_jobs(&m, vec![Size::Tile100], true);
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(jobs[0].sizes(), &[Size::Tile100]);
+        assert!(backfill_jobs(&m, Vec::new(), false).is_empty());
     }
 }

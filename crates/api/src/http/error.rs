@@ -1,9 +1,10 @@
 //! Error responses: SVG placeholders on the thumbnail routes, JSON elsewhere.
 
-use crate::placeholder::{self, Icon};
+use crate::http::placeholder::{self, Icon};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
+use thumbfarm_shared::failure::public_reason;
 
 /// The header that says why a request was refused or failed.
 pub const REASON_HEADER: HeaderName = HeaderName::from_static("x-thumbfarm-reason");
@@ -107,11 +108,13 @@ impl ThumbError {
         }
     }
 
-    /// The text of `X-Thumbfarm-Reason`.
+    /// The text of `X-Thumbfarm-Reason` and the placeholder: generic, so
+    /// that no store key, bucket name or library message reaches anonymous
+    /// clients (the detail goes to the log).
     fn reason(&self) -> String {
         match self {
             ThumbError::Unavailable { .. } => "temporarily unavailable".to_string(),
-            ThumbError::Failed { reason } => reason.clone(),
+            ThumbError::Failed { reason } => public_reason(reason).to_string(),
             other => other.to_string(),
         }
     }
@@ -142,6 +145,9 @@ pub fn placeholder_headers(headers: &mut HeaderMap) {
 
 impl IntoResponse for ThumbError {
     fn into_response(self) -> Response {
+        if let ThumbError::Failed { reason } = &self {
+            tracing::info!(%reason, "answering 422: the asset cannot be rendered");
+        }
         let reason = self.reason();
         let body = placeholder::svg(self.icon(), &reason);
         let mut response = (self.status(), body).into_response();
@@ -232,6 +238,16 @@ mod tests {
         assert_eq!(header_text("ok reason"), "ok reason");
         assert_eq!(header_text("a\nb\u{e9}"), "a?b?");
         assert_eq!(header_text(&"x".repeat(500)).len(), 200);
+    }
+
+    #[test]
+    fn failure_reasons_are_generic() {
+        let e = ThumbError::Failed {
+            reason: "original missing: originals/a/b/c/x.jpg in s3://private-bucket".into(),
+        };
+        let r = e.into_response();
+        let header = r.headers()[REASON_HEADER].to_str().unwrap().to_string();
+        assert_eq!(header, "cannot be rendered: original unavailable");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `thumbfarm-api backfill` against the real S3 server and RabbitMQ, with the
 //! real render pipeline producing the outputs.
 
+#[path = "../../api/tests/support/mod.rs"]
 mod support;
 
 use bytes::Bytes;
@@ -9,16 +10,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use support::*;
-use thumbfarm_api::backfill::{self, BackfillOptions, CURSOR_KEY};
-use thumbfarm_api::config::{Cli, Command};
-use thumbfarm_api::planner::PlannedJob;
+use thumbfarm_api::background::backfill::{self, BackfillOptions, CURSOR_KEY};
+use thumbfarm_api::config::{Cli, Command, ToolCommand};
+use thumbfarm_api::planning::PlannedJob;
 use thumbfarm_shared::manifest::Manifest;
 use thumbfarm_shared::messages::{Job, RenderJob, SourceRef, V1};
 use thumbfarm_shared::queue::QueueName;
 use thumbfarm_shared::sizes::{Size, SizeLimits};
 use thumbfarm_shared::store::Store;
 use thumbfarm_shared::{AssetHash, KeyLayout};
-use thumbfarm_worker::consumer::{self, WorkerOptions};
+use thumbfarm_worker::jobs::{self, JobContext};
+use thumbfarm_worker::{intake, WorkerOptions};
 
 fn opts(limits: SizeLimits) -> BackfillOptions {
     BackfillOptions {
@@ -50,7 +52,7 @@ async fn ingest(store: &dyn Store, file: &str, limits: SizeLimits) -> AssetHash 
         limits,
         ..Default::default()
     };
-    consumer::render_job(&worker, store, &job)
+    jobs::render_job(&JobContext::new(&worker, store), &job)
         .await
         .expect("render");
     hash
@@ -175,7 +177,7 @@ async fn raising_the_static_limit_backfills_exactly_the_new_sizes() {
 
     // A worker renders it from the queue.
     let stop = tokio_util::sync::CancellationToken::new();
-    let worker = tokio::spawn(consumer::run(
+    let worker = tokio::spawn(intake::run(
         WorkerOptions {
             limits: raised,
             concurrency: 1,
@@ -362,7 +364,7 @@ async fn since_filters_and_videos_get_a_transcode() {
     assert_eq!(none.counts.enqueued, 0);
     assert_eq!(none.counts.skipped, 2);
 
-    let since = backfill::parse_since("1h", SystemTime::now()).unwrap();
+    let since = thumbfarm_api::config::parse_since("1h", SystemTime::now()).unwrap();
     let r = backfill::run(
         store.as_ref(),
         queue.as_ref(),
@@ -398,7 +400,7 @@ fn backfill_flags_parse_and_validate() {
         "/tmp/x",
     ])
     .unwrap();
-    let Command::Backfill(args) = cli.command else {
+    let Command::Tool(ToolCommand::Backfill(args)) = cli.command else {
         panic!("not backfill")
     };
     let o = args.options().unwrap();
@@ -408,7 +410,7 @@ fn backfill_flags_parse_and_validate() {
 
     let cli =
         Cli::try_parse_from(["thumbfarm-api", "backfill", "--static-size-limit", "2560"]).unwrap();
-    let Command::Backfill(args) = cli.command else {
+    let Command::Tool(ToolCommand::Backfill(args)) = cli.command else {
         panic!()
     };
     assert!(args.options().unwrap().sizes.contains(&Size::Fit2560));
@@ -419,7 +421,7 @@ fn backfill_flags_parse_and_validate() {
         ("--rate", "--rate=-1"),
     ] {
         let cli = Cli::try_parse_from(["thumbfarm-api", "backfill", bad]).unwrap();
-        let Command::Backfill(args) = cli.command else {
+        let Command::Tool(ToolCommand::Backfill(args)) = cli.command else {
             panic!()
         };
         let e = args.options().unwrap_err().to_string();

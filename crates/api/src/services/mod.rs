@@ -1,0 +1,7 @@
+//! The services behind the routes: the on-demand coordinator (one job and
+//! one wait per missing asset), the hot cache of thumbnails and manifests,
+//! and the status board.
+
+pub mod hot_cache;
+pub mod ondemand;
+pub mod status_board;

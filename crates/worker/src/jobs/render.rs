@@ -1,0 +1,189 @@
+//! The render job: the original from the store, every wanted size rendered
+//! from one decode (a video's poster frame for a video), the outputs and
+//! the manifest into the store. Outputs that already exist are skipped, so
+//! a redelivered job is harmless.
+
+use super::context::JobContext;
+use super::manifest::{merge_manifest, read_manifest, OriginalFacts};
+use super::original::{check_bucket, fetch_original, hash_file};
+use crate::{render, video};
+use bytes::Bytes;
+use thumbfarm_shared::manifest::OutputInfo;
+use thumbfarm_shared::messages::RenderJob;
+use thumbfarm_shared::retry::WorkError;
+use thumbfarm_shared::sizes::{self, Size};
+use thumbfarm_shared::AssetHash;
+
+/// What a finished render job did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderOutcome {
+    /// The asset.
+    pub hash: AssetHash,
+    /// Every size now stored for the request (rendered or already there).
+    pub stored: Vec<Size>,
+    /// The sizes rendered and written by this job.
+    pub written: Vec<Size>,
+}
+
+impl From<render::RenderError> for WorkError {
+    fn from(e: render::RenderError) -> Self {
+        if e.is_permanent() {
+            WorkError::Permanent(e.to_string())
+        } else {
+            WorkError::Transient(e.to_string())
+        }
+    }
+}
+
+/// Runs one render job to the end: every output stored and the manifest
+/// written. Public so tests and tools can drive a job without a queue.
+pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderOutcome, WorkError> {
+    let opts = ctx.opts;
+    if job.sizes.is_empty() {
+        return Err(WorkError::Permanent("job names no sizes".into()));
+    }
+    check_bucket(ctx, &job.source)?;
+    let wanted: Vec<Size> = job
+        .sizes
+        .iter()
+        .copied()
+        .filter(|s| opts.limits.allows_on_request(*s))
+        .collect();
+    if wanted.is_empty() {
+        return Err(WorkError::Permanent(
+            "every size asked for is above the dynamic size limit".into(),
+        ));
+    }
+
+    // With a known hash and known dimensions, skip the download when every
+    // output is already stored.
+    if let (Some(hash), false) = (job.hash, job.force) {
+        if let Some(m) = read_manifest(ctx, &hash).await? {
+            if m.has_dimensions() {
+                let needed = sizes::render_set(&wanted, m.width, m.height);
+                if missing_outputs(ctx, &hash, &needed).await?.is_empty() {
+                    return Ok(RenderOutcome {
+                        hash,
+                        stored: needed,
+                        written: Vec::new(),
+                    });
+                }
+            }
+        }
+    }
+
+    // A video's poster is read frame by frame, not into memory: the video
+    // limit applies.
+    let video_hint = job
+        .media_type
+        .as_deref()
+        .is_some_and(|t| t.starts_with("video/"));
+    let max_bytes = if video_hint {
+        opts.video.max_input_bytes
+    } else {
+        opts.render.max_file_size
+    };
+    let original = fetch_original(ctx, &job.source, max_bytes).await?;
+    let hash = match job.hash {
+        Some(h) => h,
+        None => hash_file(&original.path).await?,
+    };
+
+    // Decode once and render every wanted size, off the async runtime.
+    let (render_opts, video_opts) = (opts.render.clone(), opts.video.clone());
+    let media_hint = job.media_type.clone();
+    let path = original.path.clone();
+    let for_render = wanted.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        if video::file_looks_like_video(&path, media_hint.as_deref())? {
+            video::render_poster_file(&path, &for_render, &render_opts, &video_opts)
+        } else {
+            render::render_file(&path, &for_render, &render_opts)
+        }
+    })
+    .await
+    .map_err(|e| WorkError::Permanent(format!("renderer crashed: {e}")))??;
+    ctx.metrics
+        .decode_seconds
+        .with_label_values(&[result.media_type])
+        .observe(result.decode_millis / 1000.0);
+
+    let stored: Vec<Size> = result.outputs.iter().map(|o| o.size).collect();
+    let existing: Vec<Size> = if job.force {
+        Vec::new()
+    } else {
+        let missing = missing_outputs(ctx, &hash, &stored).await?;
+        stored
+            .iter()
+            .copied()
+            .filter(|s| !missing.contains(s))
+            .collect()
+    };
+
+    let mut outputs = Vec::new();
+    let mut written = Vec::new();
+    for out in &result.outputs {
+        ctx.metrics
+            .render_seconds
+            .with_label_values(&[out.size.name()])
+            .observe(out.millis / 1000.0);
+        let key = opts.layout.thumb(&hash, out.size);
+        outputs.push((
+            out.size.name().to_string(),
+            OutputInfo {
+                key: key.clone(),
+                width: out.width,
+                height: out.height,
+                bytes: out.bytes.len() as u64,
+            },
+        ));
+        if existing.contains(&out.size) {
+            continue;
+        }
+        let body = Bytes::from(out.bytes.clone());
+        let content_type = out.size.format().content_type();
+        ctx.store_retry("store output", || {
+            ctx.store.put(&key, body.clone(), content_type)
+        })
+        .await?;
+        ctx.metrics.bytes_out.inc_by(out.bytes.len() as u64);
+        written.push(out.size);
+    }
+
+    let facts = OriginalFacts {
+        source: &job.source,
+        media_type: result.media_type,
+        bytes: original.bytes,
+    };
+    merge_manifest(ctx, hash, facts, |m| {
+        m.width = result.width;
+        m.height = result.height;
+        m.outputs.extend(outputs);
+    })
+    .await?;
+
+    Ok(RenderOutcome {
+        hash,
+        stored,
+        written,
+    })
+}
+
+/// The sizes among `sizes` whose thumbnail is not stored yet.
+async fn missing_outputs(
+    ctx: &JobContext<'_>,
+    hash: &AssetHash,
+    sizes: &[Size],
+) -> Result<Vec<Size>, WorkError> {
+    let mut missing = Vec::new();
+    for &size in sizes {
+        let key = ctx.opts.layout.thumb(hash, size);
+        let found = ctx
+            .store_retry("check output", || ctx.store.head(&key))
+            .await?;
+        if found.is_none() {
+            missing.push(size);
+        }
+    }
+    Ok(missing)
+}

@@ -1,0 +1,55 @@
+//! What a worker does: the queues it consumes, how many jobs at once, and
+//! the options of its pipelines.
+
+use crate::render::RenderOptions;
+use crate::video::VideoOptions;
+use std::time::Duration;
+use thumbfarm_shared::{KeyLayout, SizeLimits};
+
+/// A kind of job queue a worker can consume (`--queues`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JobKind {
+    /// `thumbfarm.render.ondemand` and `thumbfarm.render.bulk`.
+    Render,
+    /// `thumbfarm.transcode`.
+    Transcode,
+}
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// The job queues consumed (render, transcode or both).
+    pub queues: Vec<JobKind>,
+    /// Jobs rendered at once (defaults to the number of cores).
+    pub concurrency: usize,
+    /// Unsettled deliveries per queue.
+    pub prefetch: u16,
+    /// Encoder settings and input limits.
+    pub render: RenderOptions,
+    /// Video transcode settings and limits.
+    pub video: VideoOptions,
+    /// Storage key layout.
+    pub layout: KeyLayout,
+    /// Size limits.
+    pub limits: SizeLimits,
+    /// Seconds to finish jobs in hand after a stop signal.
+    pub grace_seconds: u64,
+    /// How long a job retries an unavailable store or broker in place.
+    pub transient_retry: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            queues: vec![JobKind::Render, JobKind::Transcode],
+            concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            prefetch: 2,
+            render: RenderOptions::default(),
+            video: VideoOptions::default(),
+            layout: KeyLayout::default(),
+            limits: SizeLimits::default(),
+            grace_seconds: 60,
+            transient_retry: Duration::from_secs(300),
+        }
+    }
+}
