@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing thumbfarm needs on Debian, skipping what
-# is already there: FFmpeg and libheif dev packages, clang (for ffmpeg-next's
-# bindgen), lcms2, cmake + nasm (libjpeg-turbo is built from source), RabbitMQ,
-# the comparison tools for benches, and an S3-compatible server (s3s-fs).
+# is already there: FFmpeg dev packages, clang (for ffmpeg-next's bindgen),
+# lcms2, cmake + nasm (libjpeg-turbo is built from source), libde265 + dav1d and
+# a libheif 1.23 built from source (scripts/build-libheif.sh, once per machine:
+# ~3 CPU-minutes; Debian's 1.15 cannot read iOS 18 HEICs), RabbitMQ, the
+# comparison tools for benches, and an S3-compatible server (s3s-fs).
 set -euo pipefail
 export PATH="$HOME/.cargo/bin:$PATH"
 
@@ -10,7 +12,7 @@ packages=(
   pkg-config clang libclang-dev cmake nasm
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   libavfilter-dev libavdevice-dev ffmpeg
-  libheif-dev liblcms2-dev
+  libde265-dev libdav1d-dev g++ make curl liblcms2-dev
   rabbitmq-server
   libvips-tools wrk nginx-light chromium python3-venv
 )
@@ -32,4 +34,6 @@ if ! command -v s3s-fs >/dev/null 2>&1; then
   echo "deps: building the S3 test server (cargo install s3s-fs, about 2 minutes)"
   cargo install --locked s3s-fs@0.14.1 --features binary
 fi
+# libheif 1.23 (static, decoders only); a no-op (~20 ms) when it is current.
+"$(dirname "$0")/build-libheif.sh" >/dev/null
 echo "deps: all present"

@@ -1133,11 +1133,11 @@ def dockerfile_multistage_nonroot_with_runtime_libs():
     builder = "\n".join(i["value"] for i in ins if i["instruction"] == "RUN" and i["startline"] < last_from)
     runtime = "\n".join(i["value"] for i in ins if i["instruction"] == "RUN" and i["startline"] > last_from)
     for pkg in ["libavcodec-dev", "libavformat-dev", "libavutil-dev", "libswscale-dev", "libswresample-dev",
-                "libavfilter-dev", "libavdevice-dev", "libheif-dev", "liblcms2-dev", "clang", "libclang-dev",
+                "libavfilter-dev", "libavdevice-dev", "libde265-dev", "libdav1d-dev", "liblcms2-dev", "clang", "libclang-dev",
                 "cmake", "nasm", "pkg-config"]:
         fail(re.search(rf"(^|\s){re.escape(pkg)}(\s|$)", builder), f"Dockerfile builder: package {pkg} missing")
     runtime_pkgs = ["libavcodec59", "libavformat59", "libavutil57", "libswscale6", "libswresample4", "libavfilter8",
-                    "libavdevice59", "libheif1", "liblcms2-2", "ca-certificates", "tini"]
+                    "libavdevice59", "libde265-0", "libdav1d6", "liblcms2-2", "ca-certificates", "tini"]
     for pkg in runtime_pkgs:
         fail(re.search(rf"(^|\s){re.escape(pkg)}(\s|$)", runtime), f"Dockerfile runtime: package {pkg} missing")
     fail("-dev" not in runtime, "Dockerfile runtime: no -dev packages in the runtime image")
@@ -1184,7 +1184,7 @@ def dockerfile_multistage_nonroot_with_runtime_libs():
     dpkg = shutil.which("dpkg-query")
     if dpkg and Path("/etc/debian_version").read_text().startswith("12") and \
             subprocess.run([dpkg, "-W", "libavcodec-dev"], capture_output=True).returncode == 0:
-        for pkg in runtime_pkgs[:9]:
+        for pkg in runtime_pkgs[:10]:
             r = subprocess.run([dpkg, "-W", "-f=${Status}", pkg], capture_output=True, text=True)
             fail("install ok installed" in r.stdout, f"Dockerfile runtime: {pkg} is not the package this Debian "
                                                      "bookworm's -dev packages depend on")

@@ -168,8 +168,9 @@ async fn hostile_files_are_dead_lettered_and_the_worker_keeps_going() {
         let body = std::fs::read(corpus.join("ext/hostile").join(name)).expect("hostile file");
         hostile.push((name, body));
     }
-    let dng = std::fs::read(corpus.join("seed/canon_eos_6d.dng")).expect("dng");
-    hostile.push(("raw.dng", dng));
+    // A RAW with neither an embedded preview nor a decoder here.
+    let gpr = std::fs::read(corpus.join("raw/gopro_hero8_black.gpr")).expect("gpr");
+    hostile.push(("raw.gpr", gpr));
 
     let mut jobs = Vec::new();
     for (name, body) in &hostile {

@@ -20,6 +20,41 @@ pub struct OutputInfo {
     pub bytes: u64,
 }
 
+/// HDR characteristics of an original (absent for SDR originals).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HdrInfo {
+    /// The primary image is HDR-encoded: its thumbnails are tone-mapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<HdrTransfer>,
+    /// Gain maps present: the primary is the SDR base, thumbnails use it as is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gain_maps: Vec<GainMap>,
+    /// Bit depth of the coded primary image (8, 10, 12).
+    pub bit_depth: u8,
+}
+
+/// An HDR transfer function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HdrTransfer {
+    /// SMPTE ST 2084 (CICP 16).
+    Pq,
+    /// ARIB STD-B67 / BT.2100 HLG (CICP 18).
+    Hlg,
+}
+
+/// A gain-map flavour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GainMap {
+    /// Apple `urn:com:apple:photo:2020:aux:hdrgainmap` (HEIC aux image, JPEG MPF image).
+    Apple,
+    /// ISO 21496-1 (`tmap` item in HEIF/AVIF; APP2 segment in JPEG).
+    Iso21496,
+    /// Adobe/Google `hdrgm:` XMP (Ultra HDR JPEG), or Adobe's aux gain map.
+    Hdrgm,
+}
+
 /// Everything thumbfarm knows about an asset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -39,6 +74,9 @@ pub struct Manifest {
     /// Duration in milliseconds, for video.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// Set when the original is HDR (PQ/HLG, or with a gain map).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hdr: Option<HdrInfo>,
     /// Stored outputs by size name (`fit_720`) or format (`avc`).
     #[serde(default)]
     pub outputs: BTreeMap<String, OutputInfo>,
@@ -69,6 +107,7 @@ impl Manifest {
             width: 0,
             height: 0,
             duration_ms: None,
+            hdr: None,
             outputs: BTreeMap::new(),
             created_at: now.clone(),
             updated_at: now,
@@ -131,6 +170,17 @@ pub fn media_type_for_extension(ext: &str) -> &'static str {
         "heic" | "heif" => "image/heif",
         "avif" => "image/avif",
         "dng" => "image/x-adobe-dng",
+        "gpr" => "image/x-gopro-gpr",
+        "cr2" => "image/x-canon-cr2",
+        "cr3" => "image/x-canon-cr3",
+        "crw" => "image/x-canon-crw",
+        "nef" | "nrw" => "image/x-nikon-nef",
+        "arw" | "srf" | "sr2" => "image/x-sony-arw",
+        "raf" => "image/x-fuji-raf",
+        "orf" => "image/x-olympus-orf",
+        "rw2" => "image/x-panasonic-rw2",
+        "pef" => "image/x-pentax-pef",
+        "srw" => "image/x-samsung-srw",
         "mp4" | "m4v" => "video/mp4",
         "mov" | "qt" => "video/quicktime",
         "avi" => "video/x-msvideo",
@@ -138,6 +188,18 @@ pub fn media_type_for_extension(ext: &str) -> &'static str {
         "mkv" => "video/x-matroska",
         _ => "application/octet-stream",
     }
+}
+
+/// Whether a media type is a camera RAW (`image/x-adobe-dng`, `image/x-nikon-nef`, …).
+pub fn is_camera_raw(media_type: &str) -> bool {
+    media_type == "image/x-adobe-dng"
+        || media_type == "image/x-raw"
+        || (media_type.starts_with("image/x-")
+            && [
+                "gpr", "cr2", "cr3", "crw", "nef", "arw", "raf", "orf", "rw2", "pef", "srw",
+            ]
+            .iter()
+            .any(|k| media_type.ends_with(k)))
 }
 
 /// Sniffs a media type from the first bytes of a file (magic numbers), so
@@ -154,7 +216,19 @@ pub fn sniff_media_type(head: &[u8]) -> Option<&'static str> {
         Some("image/webp")
     } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"AVI " {
         Some("video/x-msvideo")
+    } else if starts(b"FUJIFILMCCD-RAW") {
+        Some("image/x-fuji-raf")
+    } else if starts(b"IIRO") || starts(b"IIRS") || starts(b"MMOR") {
+        Some("image/x-olympus-orf")
+    } else if starts(b"IIU\0") {
+        Some("image/x-panasonic-rw2")
+    } else if head.len() >= 14 && &head[..2] == b"II" && &head[6..14] == b"HEAPCCDR" {
+        Some("image/x-canon-crw")
+    } else if (starts(b"II*\0") || starts(b"MM\0*")) && head.get(8..10) == Some(b"CR") {
+        Some("image/x-canon-cr2")
     } else if starts(b"II*\0") || starts(b"MM\0*") {
+        // DNG, NEF, ARW, PEF… are TIFFs too: the name tells them apart
+        // (`is_camera_raw`), the worker's own probe decides for sure.
         Some("image/tiff")
     } else if starts(b"BM") {
         Some("image/bmp")
@@ -165,6 +239,7 @@ pub fn sniff_media_type(head: &[u8]) -> Option<&'static str> {
         Some(match brand {
             b"heic" | b"heix" | b"hevc" | b"heim" | b"heis" | b"mif1" | b"msf1" => "image/heif",
             b"avif" | b"avis" => "image/avif",
+            b"crx " => "image/x-canon-cr3",
             b"qt  " => "video/quicktime",
             _ => "video/mp4",
         })
@@ -192,6 +267,16 @@ mod tests {
             Some("video/mp4")
         );
         assert_eq!(sniff_media_type(b""), None);
+        assert_eq!(
+            sniff_media_type(b"\0\0\0\x18ftypcrx \0\0"),
+            Some("image/x-canon-cr3")
+        );
+        assert_eq!(
+            sniff_media_type(b"II\x1a\0\0\0HEAPCCDR"),
+            Some("image/x-canon-crw")
+        );
+        assert!(is_camera_raw(media_type_for_extension("NEF")));
+        assert!(!is_camera_raw("image/tiff") && !is_camera_raw("image/x-icon"));
         assert_eq!(media_type_for_extension("JPG"), "image/jpeg");
     }
 
@@ -209,12 +294,31 @@ mod tests {
             width: 2,
             height: 3,
             duration_ms: None,
+            hdr: None,
             outputs: BTreeMap::new(),
             created_at: String::new(),
             updated_at: String::new(),
         };
         assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
         assert!(!m.is_video() && m.has_dimensions());
+    }
+
+    #[test]
+    fn hdr_json_shape_and_old_manifests() {
+        let h = HdrInfo {
+            transfer: None,
+            gain_maps: vec![GainMap::Apple, GainMap::Iso21496],
+            bit_depth: 8,
+        };
+        assert_eq!(
+            serde_json::to_string(&h).unwrap(),
+            r#"{"gain_maps":["apple","iso21496"],"bit_depth":8}"#
+        );
+        let back: HdrInfo = serde_json::from_str(r#"{"transfer":"hlg","bit_depth":12}"#).unwrap();
+        assert_eq!(back.transfer, Some(HdrTransfer::Hlg));
+        // A manifest written before the field existed still reads.
+        let old = br#"{"v":1,"hash":"ec952cab562a55d96ddff2a2fcc41e875393a27a","original":{"key":"k"},"media_type":"image/jpeg","width":1,"height":1}"#;
+        assert_eq!(Manifest::from_json(old).unwrap().hdr, None);
     }
 
     #[test]

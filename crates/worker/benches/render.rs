@@ -11,7 +11,7 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 use image::ImageEncoder;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use thumbfarm_shared::SizeLimits;
+use thumbfarm_shared::{Size, SizeLimits};
 use thumbfarm_worker::render::{render_bytes, RenderOptions};
 use turbojpeg::{Decompressor, PixelFormat, ScalingFactor};
 
@@ -144,5 +144,104 @@ fn bench_jobs(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_decode, bench_resize_and_encode, bench_jobs);
+/// Camera files: the same request served from a RAW's embedded preview and
+/// from a full develop, current HEICs, PQ/HLG tone mapping.
+fn bench_camera_files(c: &mut Criterion) {
+    let opts = RenderOptions::default();
+    let fixture = |rel: &str| {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(rel),
+        )
+        .ok()
+    };
+    let mut g = c.benchmark_group("camera_files");
+    g.sample_size(10);
+    let cases: [Case; 10] = [
+        // The same DNG: fit_720 from its 1024x683 preview, fit_4096 developed.
+        (
+            "dng_preview_fit720",
+            read("seed/canon_eos_6d.dng"),
+            &[Size::Fit720],
+        ),
+        (
+            "dng_develop_fit4096",
+            read("seed/canon_eos_6d.dng"),
+            &[Size::Fit4096],
+        ),
+        // 6000x4000 JpgFromRaw, DCT-scaled to what fit_720 needs.
+        (
+            "nef_preview_fit720",
+            read("raw/nikon_d7100_truncated.nef"),
+            &[Size::Fit720],
+        ),
+        (
+            "arw_preview_pregenerated",
+            read("raw/sony_slt-a55v_truncated.arw"),
+            &PREGENERATED,
+        ),
+        (
+            "crw_preview_fit720",
+            read("raw/canon_eos_d30.crw"),
+            &[Size::Fit720],
+        ),
+        // fit_1920 of a 2160x1440 sensor: no preview is big enough.
+        (
+            "crw_develop_fit1920",
+            read("raw/canon_eos_d30.crw"),
+            &[Size::Fit1920],
+        ),
+        (
+            "dng_develop_pregenerated",
+            read("seed/canon_eos_6d.dng"),
+            &PREGENERATED,
+        ),
+        (
+            "heic_iphone15_pregenerated",
+            read("seed/iphone_15_pro.heic"),
+            &PREGENERATED,
+        ),
+        (
+            "avif_pq_10bit_tonemapped",
+            fixture("hdr/libavif_cosmos1650_yuv444_10bpc_p3pq.avif"),
+            &PREGENERATED,
+        ),
+        (
+            "jpeg_ultrahdr_pregenerated",
+            fixture("hdr/libavif_seine_sdr_gainmap_srgb.jpg"),
+            &PREGENERATED,
+        ),
+    ];
+    for (name, data, sizes) in cases {
+        let Some(data) = data else { continue };
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(render_bytes(&data, sizes, &opts).expect("render")))
+        });
+    }
+    g.finish();
+}
+
+/// A named input and the sizes rendered from it.
+type Case = (&'static str, Option<Vec<u8>>, &'static [Size]);
+
+/// The pre-generated set at the default static limit.
+const PREGENERATED: [Size; 8] = [
+    Size::Colors,
+    Size::Tile50,
+    Size::Tile100,
+    Size::Tile224,
+    Size::Fit720,
+    Size::Tile500,
+    Size::Fit1280,
+    Size::Fit1920,
+];
+
+criterion_group!(
+    benches,
+    bench_decode,
+    bench_resize_and_encode,
+    bench_jobs,
+    bench_camera_files
+);
 criterion_main!(benches);

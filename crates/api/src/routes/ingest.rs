@@ -20,7 +20,9 @@ use axum::Json;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use thumbfarm_shared::hash::HashingReader;
-use thumbfarm_shared::manifest::{media_type_for_extension, sniff_media_type, Manifest};
+use thumbfarm_shared::manifest::{
+    is_camera_raw, media_type_for_extension, sniff_media_type, Manifest,
+};
 use thumbfarm_shared::messages::SourceRef;
 use tokio::io::AsyncWriteExt;
 
@@ -56,6 +58,17 @@ pub fn extension_for_media_type(media_type: &str) -> Option<&'static str> {
         "image/heif" => "heic",
         "image/avif" => "avif",
         "image/x-adobe-dng" => "dng",
+        "image/x-gopro-gpr" => "gpr",
+        "image/x-canon-cr2" => "cr2",
+        "image/x-canon-cr3" => "cr3",
+        "image/x-canon-crw" => "crw",
+        "image/x-nikon-nef" => "nef",
+        "image/x-sony-arw" => "arw",
+        "image/x-fuji-raf" => "raf",
+        "image/x-olympus-orf" => "orf",
+        "image/x-panasonic-rw2" => "rw2",
+        "image/x-pentax-pef" => "pef",
+        "image/x-samsung-srw" => "srw",
         "video/mp4" => "mp4",
         "video/quicktime" => "mov",
         "video/x-msvideo" => "avi",
@@ -97,6 +110,15 @@ fn name_extension(name: &str) -> Option<String> {
 pub fn classify(head: &[u8], name: Option<&str>) -> (String, String) {
     let by_name = name.and_then(name_extension);
     if let Some(media_type) = sniff_media_type(head) {
+        // DNG, NEF, ARW, PEF… are TIFFs: a RAW extension names the kind.
+        if media_type == "image/tiff" {
+            if let Some(ext) = by_name.as_deref() {
+                let named = media_type_for_extension(ext);
+                if is_camera_raw(named) {
+                    return (named.to_string(), ext.to_string());
+                }
+            }
+        }
         let ext = extension_for_media_type(media_type).unwrap_or("bin");
         return (media_type.to_string(), ext.to_string());
     }
@@ -310,6 +332,18 @@ mod tests {
         assert_eq!(
             classify(b"????", None),
             ("application/octet-stream".into(), "bin".into())
+        );
+        assert_eq!(
+            classify(b"II*\0\x08\0\0\0", Some("DSC_0001.NEF")),
+            ("image/x-nikon-nef".into(), "nef".into())
+        );
+        assert_eq!(
+            classify(b"II*\0\x08\0\0\0", Some("scan.tif")),
+            ("image/tiff".into(), "tif".into())
+        );
+        assert_eq!(
+            classify(b"\0\0\0\x18ftypcrx \0\0", Some("IMG_1.CR3")),
+            ("image/x-canon-cr3".into(), "cr3".into())
         );
         assert_eq!(
             classify(b"\0\0\0\x18ftypisom", None),

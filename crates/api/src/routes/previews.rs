@@ -143,6 +143,7 @@ mod tests {
             width: w,
             height: h,
             duration_ms: None,
+            hdr: None,
             outputs: BTreeMap::new(),
             created_at: String::new(),
             updated_at: String::new(),

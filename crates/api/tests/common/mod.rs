@@ -93,6 +93,7 @@ impl Harness {
             width: w,
             height: h,
             duration_ms: None,
+            hdr: None,
             outputs: BTreeMap::new(),
             created_at: String::new(),
             updated_at: String::new(),

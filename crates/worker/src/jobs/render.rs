@@ -158,6 +158,9 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
     merge_manifest(ctx, hash, facts, |m| {
         m.width = result.width;
         m.height = result.height;
+        if result.hdr.is_some() {
+            m.hdr = result.hdr.clone();
+        }
         m.outputs.extend(outputs);
     })
     .await?;

@@ -1,12 +1,14 @@
 //! Step 3 of the pipeline: one decode per job, by format (JPEG at the
 //! smallest DCT scale that covers what the outputs need; HEIC/AVIF through
-//! libheif; the rest through the `image` crate).
+//! libheif, 16 bits for 10/12-bit images; camera RAW from its embedded
+//! preview or a develop; the rest through the `image` crate).
 
+use super::camera_raw;
 use super::error::RenderError;
 use super::header::Header;
 use super::limits::check_dimensions;
 use super::options::RenderOptions;
-use super::pixels::{Decoded, Need};
+use super::pixels::{Decoding, Need};
 use super::probe::ImageFormat;
 use super::{generic, heif, jpeg};
 
@@ -16,32 +18,44 @@ pub fn decode(
     header: &Header,
     needs: &[Need],
     opts: &RenderOptions,
-) -> Result<Decoded, RenderError> {
+) -> Result<Decoding, RenderError> {
     let decoded = match header.format {
         ImageFormat::Jpeg => {
             let markers = header
                 .jpeg
                 .as_ref()
                 .ok_or_else(|| RenderError::Decode("JPEG markers missing".into()))?;
-            jpeg::decode(data, markers, needs)?
+            Decoding::Rgb8(jpeg::decode(data, markers, needs)?)
         }
-        ImageFormat::Heic | ImageFormat::Avif => heif::decode(data)?,
-        other => generic::decode(data, other, opts)?,
+        ImageFormat::Heic | ImageFormat::Avif => heif::decode(data, opts.max_pixels)?,
+        ImageFormat::Raw(_) => {
+            let info = header
+                .raw
+                .as_ref()
+                .ok_or_else(|| RenderError::Decode("RAW header missing".into()))?;
+            camera_raw::decode(
+                data,
+                info,
+                (header.width, header.height),
+                header.orientation,
+                needs,
+                opts,
+            )?
+        }
+        other => Decoding::Rgb8(generic::decode(data, other, opts)?),
     };
-    check_dimensions(decoded.full_width, decoded.full_height, opts)?;
-    let expected = decoded.width as usize * decoded.height as usize * 3;
-    if decoded.pixels.len() != expected {
+    let (width, height, full_width, full_height) = decoded.dims();
+    check_dimensions(full_width, full_height, opts)?;
+    let (want, have) = decoded.sample_counts();
+    if want != have {
         return Err(RenderError::Decode(format!(
-            "decoder returned {} bytes for {}x{}",
-            decoded.pixels.len(),
-            decoded.width,
-            decoded.height
+            "decoder returned {have} samples for {width}x{height}"
         )));
     }
-    if (decoded.full_width, decoded.full_height) != (header.width, header.height) {
+    if (full_width, full_height) != (header.width, header.height) {
         return Err(RenderError::Decode(format!(
-            "header says {}x{}, decoder gave {}x{}",
-            header.width, header.height, decoded.full_width, decoded.full_height
+            "header says {}x{}, decoder gave {full_width}x{full_height}",
+            header.width, header.height
         )));
     }
     Ok(decoded)

@@ -17,7 +17,9 @@ pub fn image_format(f: ImageFormat) -> Option<image::ImageFormat> {
         ImageFormat::WebP => image::ImageFormat::WebP,
         ImageFormat::Tiff => image::ImageFormat::Tiff,
         ImageFormat::Bmp => image::ImageFormat::Bmp,
-        ImageFormat::Jpeg | ImageFormat::Heic | ImageFormat::Avif => return None,
+        ImageFormat::Jpeg | ImageFormat::Heic | ImageFormat::Avif | ImageFormat::Raw(_) => {
+            return None
+        }
     })
 }
 

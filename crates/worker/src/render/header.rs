@@ -1,11 +1,15 @@
 //! Step 1 of the pipeline: what the header says (format, stored size,
 //! orientation), checked against the limits before any pixel buffer exists.
 
+use super::camera_raw;
 use super::error::RenderError;
+use super::hdr;
 use super::limits::check_dimensions;
 use super::options::RenderOptions;
 use super::probe::{self, ImageFormat, JpegMarkers};
+use super::raw::RawInfo;
 use super::{generic, heif};
+use thumbfarm_shared::manifest as m;
 
 /// What the header says, before any pixel is allocated.
 #[derive(Debug, Clone)]
@@ -20,6 +24,10 @@ pub struct Header {
     pub orientation: u8,
     /// JPEG markers (JPEG only).
     pub(crate) jpeg: Option<JpegMarkers>,
+    /// What the RAW header says (camera RAW only).
+    pub(crate) raw: Option<RawInfo>,
+    /// What the manifest records about HDR (`None`: SDR).
+    pub hdr: Option<m::HdrInfo>,
 }
 
 /// Reads the header and checks the limits (no pixel buffer is allocated).
@@ -35,16 +43,38 @@ pub fn read(data: &[u8], opts: &RenderOptions) -> Result<Header, RenderError> {
                 height: m.height,
                 orientation,
                 jpeg: Some(m),
+                raw: None,
+                // Ultra HDR / Apple HDR JPEGs: the primary is the SDR base.
+                hdr: hdr::jpeg(data).to_manifest(8),
             }
         }
         ImageFormat::Heic | ImageFormat::Avif => {
-            let (width, height) = heif::probe(data)?;
+            let h = heif::probe(data, opts.max_pixels)?;
+            if h.hdr.is_hdr() {
+                tracing::debug!(hdr = %h.hdr.describe(), bits = h.bit_depth, "HDR original");
+            }
+            Header {
+                format,
+                width: h.width,
+                height: h.height,
+                // libheif applies irot/imir; the EXIF orientation only when
+                // the file has neither (applied once either way).
+                orientation: h.orientation(true),
+                jpeg: None,
+                raw: None,
+                hdr: h.hdr.to_manifest(h.bit_depth),
+            }
+        }
+        ImageFormat::Raw(_) => {
+            let (width, height, orientation, info) = camera_raw::header(data, opts)?;
             Header {
                 format,
                 width,
                 height,
-                orientation: 1,
+                orientation,
                 jpeg: None,
+                raw: Some(info),
+                hdr: None,
             }
         }
         other => {
@@ -55,6 +85,8 @@ pub fn read(data: &[u8], opts: &RenderOptions) -> Result<Header, RenderError> {
                 height,
                 orientation,
                 jpeg: None,
+                raw: None,
+                hdr: None,
             }
         }
     };

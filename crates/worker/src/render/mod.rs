@@ -6,16 +6,22 @@
 //!   the limits checked before any pixel buffer exists;
 //! - [`cascade`]: which sizes, from where;
 //! - [`decode`] with the decoders [`jpeg`] (libjpeg-turbo 3, DCT scaling),
-//!   [`heif`] (libheif) and [`generic`] (the `image` crate);
-//! - [`orient`], [`color`], [`resize`], [`encode`]: the per-output steps;
+//!   [`heif`] (libheif 1.23, 16 bits for 10/12-bit images), [`camera_raw`]
+//!   (embedded previews or a [`raw`] develop) and [`generic`] (the `image`
+//!   crate);
+//! - [`hdr`]: whether an original is HDR; [`tonemap`]: PQ/HLG to SDR;
+//! - [`orient`], [`color`], [`resize`] (and [`resize16`]), [`encode`]: the
+//!   per-output steps;
 //! - [`pixels`], [`options`], [`error`]: the types they share.
 
+mod camera_raw;
 mod cascade;
 mod color;
 mod decode;
 mod encode;
 mod error;
 mod generic;
+mod hdr;
 mod header;
 mod heif;
 mod jpeg;
@@ -25,7 +31,10 @@ mod orient;
 mod pipeline;
 mod pixels;
 mod probe;
+pub mod raw;
 mod resize;
+mod resize16;
+mod tonemap;
 
 pub use error::RenderError;
 pub use options::RenderOptions;
@@ -33,3 +42,4 @@ pub use pipeline::{
     probe_bytes, probe_file, render_bytes, render_file, ProbeResult, RenderResult, RenderedOutput,
 };
 pub use probe::ImageFormat;
+pub use raw::RawKind;

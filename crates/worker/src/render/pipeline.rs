@@ -6,10 +6,13 @@
 //! 2. **plan** ([`Plan::new`]): the sizes this original gets and what each
 //!    is resized from (the decoded original, or a larger size in memory);
 //! 3. **decode** ([`decode::decode`]): once, at the smallest JPEG DCT scale
-//!    that covers every root;
+//!    that covers every root (10/12-bit HEIC/AVIF and RAW develops in 16
+//!    bits);
 //! 4. **orient**: roots are resized from the stored orientation and then
 //!    rotated/flipped ([`orient::apply`]), which is cheap at output size;
-//! 5. **colour** ([`ToSrgb`]): the embedded ICC profile converted to sRGB;
+//! 5. **colour**: 16-bit roots are tone-mapped (PQ/HLG, [`Signal`]) or
+//!    rounded to 8 bits; an embedded ICC profile is converted to sRGB
+//!    ([`ToSrgb`]);
 //! 6. **resize cascade** ([`resize::resize`]): the other sizes from the
 //!    results they cascade from;
 //! 7. **encode** ([`encode`]): JPEG (libjpeg-turbo, progressive) or PNG
@@ -21,13 +24,16 @@ use super::encode::{encode_png, JpegEncoder};
 use super::error::{guarded, RenderError};
 use super::header::{self, Header};
 use super::options::RenderOptions;
-use super::pixels::{Decoded, Rgb};
+use super::pixels::{Decoding, Rgb};
 use super::probe::ImageFormat;
+use super::resize16::resize16;
+use super::tonemap::Signal;
 use super::{decode, limits, orient, resize};
 use fast_image_resize::Resizer;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
+use thumbfarm_shared::manifest::HdrInfo;
 use thumbfarm_shared::sizes::Format;
 use thumbfarm_shared::Size;
 
@@ -57,6 +63,8 @@ pub struct RenderResult {
     pub media_type: &'static str,
     /// Time spent decoding.
     pub decode_millis: f64,
+    /// Whether (and how) the original is HDR (`None`: SDR).
+    pub hdr: Option<HdrInfo>,
     /// One entry per rendered size (wanted sizes resolved for this original).
     pub outputs: Vec<RenderedOutput>,
 }
@@ -158,40 +166,46 @@ fn run(data: &[u8], wanted: &[Size], opts: &RenderOptions) -> Result<RenderResul
         height: plan.height,
         media_type: header.format.media_type(),
         decode_millis,
+        hdr: header.hdr.clone(),
         outputs,
     })
 }
 
 /// Steps 4 and 5: the roots, resized from the decoded original in stored
-/// orientation, then turned upright and converted to sRGB.
+/// orientation (16-bit pixels in 16 bits, then tone-mapped or rounded), then
+/// turned upright and converted to sRGB.
 fn resize_roots(
     resizer: &mut Resizer,
     plan: &Plan,
     header: &Header,
-    decoded: Decoded,
+    decoded: Decoding,
     images: &mut HashMap<Size, Rgb>,
     timings: &mut HashMap<Size, f64>,
 ) -> Result<(), RenderError> {
     let o = header.orientation;
-    let to_srgb = decoded.icc.as_deref().and_then(ToSrgb::for_rgb);
+    let (dw, dh, full_w, full_h) = decoded.dims();
+    let icc = match &decoded {
+        Decoding::Rgb8(d) => d.icc.as_deref(),
+        Decoding::Rgb16(d) if d.signal == Signal::Sdr => d.icc.as_deref(),
+        // Tone-mapped pixels come out in sRGB already.
+        Decoding::Rgb16(_) => None,
+    };
+    let to_srgb = icc.and_then(ToSrgb::for_rgb);
     for step in &plan.roots {
         let t = Instant::now();
         let (rw, rh) = stored_dims(&step.geometry, o);
         let crop = orient::rect_to_stored(step.geometry.crop, o, header.width, header.height)
-            .scaled(
-                (decoded.full_width, decoded.full_height),
-                (decoded.width, decoded.height),
-            );
-        let small = resize::resize(
-            resizer,
-            &decoded.pixels,
-            decoded.width,
-            decoded.height,
-            crop,
-            rw,
-            rh,
-        )?;
-        let (mut pixels, width, height) = orient::apply(small.pixels, rw, rh, o);
+            .scaled((full_w, full_h), (dw, dh));
+        let small = match &decoded {
+            Decoding::Rgb8(d) => {
+                resize::resize(resizer, &d.pixels, d.width, d.height, crop, rw, rh)?.pixels
+            }
+            Decoding::Rgb16(d) => {
+                let px = resize16(resizer, &d.pixels, d.width, d.height, crop, rw, rh)?;
+                d.signal.to_rgb8(&px)
+            }
+        };
+        let (mut pixels, width, height) = orient::apply(small, rw.max(1), rh.max(1), o);
         if let Some(t) = &to_srgb {
             t.apply(&mut pixels);
         }

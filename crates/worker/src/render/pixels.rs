@@ -1,5 +1,6 @@
 //! The pixel buffers passed between the pipeline's steps.
 
+use super::tonemap::Signal;
 use thumbfarm_shared::sizes::CropRect;
 
 /// A region of the stored original that some output is scaled from, and that
@@ -30,6 +31,57 @@ pub struct Decoded {
     pub full_height: u32,
     /// Embedded ICC profile of the RGB pixels, still to convert to sRGB.
     pub icc: Option<Vec<u8>>,
+}
+
+/// Decoded pixels of more than 8 bits per channel (10/12-bit HEIC/AVIF, a
+/// RAW develop): RGB16, tightly packed, alpha flattened onto white, in the
+/// stored orientation, and how to bring them to SDR RGB8 after resizing.
+#[derive(Debug)]
+pub struct Decoded16 {
+    /// `width * height * 3` samples, full range.
+    pub pixels: Vec<u16>,
+    /// Decoded width.
+    pub width: u32,
+    /// Decoded height.
+    pub height: u32,
+    /// Stored width of the original at full resolution.
+    pub full_width: u32,
+    /// Stored height of the original at full resolution.
+    pub full_height: u32,
+    /// Embedded ICC profile (SDR only: HDR pixels are described by `signal`).
+    pub icc: Option<Vec<u8>>,
+    /// SDR (round to 8 bits) or PQ/HLG (tone map to SDR).
+    pub signal: Signal,
+}
+
+/// What a decoder hands to the resize step.
+#[derive(Debug)]
+pub enum Decoding {
+    /// 8 bits per channel.
+    Rgb8(Decoded),
+    /// More than 8 bits per channel.
+    Rgb16(Decoded16),
+}
+
+impl Decoding {
+    /// (decoded width, height, full width, full height).
+    pub fn dims(&self) -> (u32, u32, u32, u32) {
+        match self {
+            Decoding::Rgb8(d) => (d.width, d.height, d.full_width, d.full_height),
+            Decoding::Rgb16(d) => (d.width, d.height, d.full_width, d.full_height),
+        }
+    }
+
+    /// Samples per the decoded size (3 per pixel) and the samples present.
+    pub fn sample_counts(&self) -> (usize, usize) {
+        let (w, h, ..) = self.dims();
+        let want = w as usize * h as usize * 3;
+        let have = match self {
+            Decoding::Rgb8(d) => d.pixels.len(),
+            Decoding::Rgb16(d) => d.pixels.len(),
+        };
+        (want, have)
+    }
 }
 
 /// A packed RGB8 image.

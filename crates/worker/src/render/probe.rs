@@ -2,6 +2,7 @@
 //! orientation, colour profile) read before any pixel is allocated.
 
 use super::error::RenderError;
+use super::raw::{self, RawKind};
 
 /// An image container the pipeline can decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub enum ImageFormat {
     Heic,
     /// AVIF (AV1 in HEIF, decoded with libheif).
     Avif,
+    /// A camera RAW (embedded preview, or a develop with rawler).
+    Raw(RawKind),
 }
 
 impl ImageFormat {
@@ -36,6 +39,7 @@ impl ImageFormat {
             ImageFormat::Bmp => "image/bmp",
             ImageFormat::Heic => "image/heic",
             ImageFormat::Avif => "image/avif",
+            ImageFormat::Raw(kind) => kind.media_type(),
         }
     }
 }
@@ -48,6 +52,10 @@ pub fn detect(data: &[u8]) -> Result<ImageFormat, RenderError> {
     }
     if starts(&[0xFF, 0xD8, 0xFF]) {
         return Ok(ImageFormat::Jpeg);
+    }
+    // Before TIFF and ISO media: DNG/NEF/ARW… are TIFFs, CR3 is ISO media.
+    if let Some(kind) = raw::is_raw(data) {
+        return Ok(ImageFormat::Raw(kind));
     }
     if starts(b"\x89PNG\r\n\x1a\n") {
         return Ok(ImageFormat::Png);
