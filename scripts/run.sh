@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: builds thumbfarm, starts it in single-machine mode (in-process
 # queue and worker, store under ./data), ingests the sample photos and prints
-# a few ready thumbnail URLs. Ctrl-C stops it.
+# a few ready thumbnail URLs. Ctrl-C stops it. The server's log goes to
+# $THUMBFARM_DATA_DIR/thumbfarm.log so that the URLs printed last stay in view.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -17,13 +18,15 @@ cargo build --release -q -p thumbfarm
 # `thumbfarm` is the API with the worker in-process (single-machine mode).
 bin=target/release/thumbfarm
 
-"$bin" serve &
+mkdir -p "$THUMBFARM_DATA_DIR"
+log="$THUMBFARM_DATA_DIR/thumbfarm.log"
+"$bin" serve >>"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM
 
 for _ in $(seq 1 100); do
   curl -fs "$base/healthz" >/dev/null 2>&1 && break
-  kill -0 $server 2>/dev/null || { echo "run: the server did not start" >&2; exit 1; }
+  kill -0 $server 2>/dev/null || { echo "run: the server did not start; its log ($log):" >&2; tail -20 "$log" >&2; exit 1; }
   sleep 0.2
 done
 
@@ -49,6 +52,7 @@ find "$PHOTOS" -maxdepth 1 -type f \( -iname '*.mp4' -o -iname '*.mov' \) 2>/dev
     printf '  %-28s %s%s\n' "$(basename "$f") avc" "$base" "$("$bin" url "$hash" avc)"
   done
 echo "  preview list: curl -H 'Authorization: Bearer $THUMBFARM_API_KEYS' $base/api/v1/previews/<hash>"
-echo "  metrics:      $base/metrics"
+echo "  status page:  $base/   metrics: $base/metrics"
+echo "  server log:   tail -f $log"
 echo "run: Ctrl-C to stop"
 wait $server

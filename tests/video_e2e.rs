@@ -9,13 +9,14 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use thumbfarm_shared::messages::{SourceRef, TranscodeJob, V1};
 use thumbfarm_shared::queue::{publish_json, Exchange, Queue, QueueName};
 use thumbfarm_shared::store::Store;
-use thumbfarm_shared::{AssetHash, KeyLayout};
+use thumbfarm_shared::{AssetHash, KeyLayout, Manifest};
 
 const KEY: &str = "e2e-video-key-0123456789";
 
@@ -429,4 +430,113 @@ async fn sigkill_mid_transcode_redoes_it_and_never_shows_a_partial_file() {
     let probe = ffprobe(&out);
     assert!((duration(&probe) - 20.0).abs() <= 0.1, "{probe}");
     assert!(drain_dead().await.is_empty());
+}
+
+/// Starts the transcode of a 20 s clip on a fresh worker with `grace`
+/// seconds to finish after SIGTERM, and waits for its first progress event
+/// (the job is in hand). Returns the worker, the store, the hash and the
+/// video key.
+async fn transcode_in_hand(
+    tag: &str,
+    grace: &str,
+    dir: &Path,
+) -> (Proc, Arc<dyn Store>, AssetHash, String) {
+    let endpoint = s3_endpoint();
+    let bucket = unique_bucket(tag);
+    let store = s3_store(&endpoint, &bucket).await;
+    let queue = amqp().await;
+    let clip = synthetic_clip(dir);
+    let hash = upload_video(store.as_ref(), std::fs::read(&clip).expect("clip")).await;
+    let mut progress = queue
+        .subscribe(&format!("progress.{hash}"))
+        .await
+        .expect("subscribe");
+    publish_transcode(queue.as_ref(), hash).await;
+    let worker = spawn_worker(
+        &endpoint,
+        &bucket,
+        &[
+            ("THUMBFARM_QUEUES", "transcode"),
+            ("THUMBFARM_GRACE_SECONDS", grace),
+        ],
+    );
+    let first = tokio::time::timeout(Duration::from_secs(120), progress.next())
+        .await
+        .expect("a progress event within 120 s")
+        .expect("subscription open");
+    let event: serde_json::Value = serde_json::from_slice(&first.body).expect("event json");
+    assert!(
+        event["percent"].as_u64().unwrap_or(100) < 100,
+        "still in hand: {event}"
+    );
+    let key = KeyLayout::default().video(&hash);
+    (worker, store, hash, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_job_in_hand_and_acks_it() {
+    let _broker = BROKER_LOCK.lock().await;
+    purge_all().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut worker, store, hash, key) = transcode_in_hand("termok", "120", dir.path()).await;
+    assert!(
+        store.head(&key).await.expect("head").is_none(),
+        "not done yet"
+    );
+
+    // SIGTERM while the transcode runs: it is finished, stored and acked
+    // before the worker exits 0.
+    let status = worker
+        .terminate(Duration::from_secs(150))
+        .expect("exit after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        store.head(&key).await.expect("head").is_some(),
+        "the job in hand finished before exit"
+    );
+    let manifest = Manifest::from_json(
+        &store
+            .get(&KeyLayout::default().manifest(&hash))
+            .await
+            .expect("manifest"),
+    )
+    .expect("manifest json");
+    assert!(manifest.outputs.contains_key("avc"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        ready_count(QueueName::Transcode).await,
+        0,
+        "acked, not given back"
+    );
+    assert!(drain_dead().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_past_the_grace_period_gives_the_job_back_without_a_failure() {
+    let _broker = BROKER_LOCK.lock().await;
+    purge_all().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut worker, store, hash, key) = transcode_in_hand("termgrace", "1", dir.path()).await;
+
+    // One second of grace cannot finish a 20 s transcode: the worker exits
+    // and the broker gets the job back, not as a failure.
+    let status = worker
+        .terminate(Duration::from_secs(30))
+        .expect("exit after SIGTERM and the grace period");
+    assert!(status.success(), "{status:?}");
+    wait_until(
+        Duration::from_secs(10),
+        "the job back on its queue",
+        || async { ready_count(QueueName::Transcode).await == 1 },
+    )
+    .await;
+    assert!(store.head(&key).await.expect("head").is_none());
+    assert!(drain_dead().await.is_empty(), "not dead-lettered");
+    if let Ok(bytes) = store.get(&KeyLayout::default().manifest(&hash)).await {
+        let manifest = Manifest::from_json(&bytes).expect("manifest json");
+        assert!(
+            manifest.failures.is_empty(),
+            "no failure recorded: {manifest:?}"
+        );
+    }
 }

@@ -236,14 +236,22 @@ async fn hostile_files_are_dead_lettered_and_the_worker_keeps_going() {
     assert!(worker.running(), "the worker must survive hostile input");
     let peak = worker.peak_rss_kib().unwrap_or(0);
     assert!(peak < 1_500_000, "worker peak RSS {peak} KiB");
-    // None of the bad files produced a manifest.
-    for (_, body) in &hostile {
+    // None of the bad files produced an output; each has its failure on
+    // record (so that requests for it answer 422 at once).
+    for (name, body) in &hostile {
         let h = AssetHash::of_bytes(body);
-        assert!(store
-            .head(&layout.manifest(&h))
+        let bytes = store
+            .get(&layout.manifest(&h))
             .await
-            .expect("head")
-            .is_none());
+            .unwrap_or_else(|e| panic!("{name}: failure record: {e}"));
+        let m = thumbfarm_shared::Manifest::from_json(&bytes).expect("manifest json");
+        assert!(m.outputs.is_empty(), "{name}: {m:?}");
+        assert!(
+            m.failures
+                .get(thumbfarm_shared::manifest::IMAGE_OUTPUT)
+                .is_some_and(|f| !f.reason.is_empty()),
+            "{name}: {m:?}"
+        );
     }
 }
 
@@ -301,34 +309,66 @@ async fn s3_outage_mid_batch_delays_but_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_finishes_jobs_in_hand_and_exits_zero() {
+async fn an_ondemand_job_overtakes_a_bulk_backlog() {
     let _broker = BROKER_LOCK.lock().await;
     purge_all().await;
     let endpoint = s3_endpoint();
-    let bucket = unique_bucket("term");
+    let bucket = unique_bucket("prio");
     let store = s3_store(&endpoint, &bucket).await;
     let queue = amqp().await;
-    let body = generated_jpeg(7, 320, 240);
-    let job = upload_job(store.as_ref(), "a.jpg", body, true).await;
-    let mut worker = spawn_worker(&endpoint, &bucket, &[]);
+
+    // 200 bulk jobs queued first, then one on-demand job.
+    let mut bulk = Vec::new();
+    for i in 0..200u32 {
+        let mut job = upload_job(
+            store.as_ref(),
+            &format!("bulk-{i}.jpg"),
+            generated_jpeg(5000 + i, 64, 48),
+            true,
+        )
+        .await;
+        job.sizes = vec![thumbfarm_shared::sizes::Size::Tile50];
+        bulk.push(job);
+    }
+    let mut urgent = upload_job(
+        store.as_ref(),
+        "urgent.jpg",
+        generated_jpeg(9999, 64, 48),
+        true,
+    )
+    .await;
+    urgent.sizes = vec![thumbfarm_shared::sizes::Size::Tile50];
+    let urgent_hash = urgent.hash.expect("hash");
+    publish_jobs(queue.as_ref(), routing::RENDER_BULK, &bulk).await;
     publish_jobs(
         queue.as_ref(),
         routing::RENDER_ONDEMAND,
-        std::slice::from_ref(&job),
+        std::slice::from_ref(&urgent),
     )
     .await;
-    let hash = job.hash.expect("hash");
-    wait_until(Duration::from_secs(60), "the job", || async {
-        store
-            .head(&KeyLayout::default().manifest(&hash))
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-    })
-    .await;
-    let status = worker
-        .terminate(Duration::from_secs(30))
-        .expect("exit after SIGTERM");
-    assert!(status.success(), "{status:?}");
+    assert_eq!(ready_count(QueueName::RenderBulk).await, 200);
+
+    // One worker, one job at a time: the order of its `rendered` events is
+    // the order it did the jobs in.
+    let mut events = queue.subscribe("rendered.*").await.expect("subscribe");
+    let _worker = spawn_worker(&endpoint, &bucket, &[("THUMBFARM_CONCURRENCY", "1")]);
+    let mut order = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while order.len() < 10 {
+        assert!(std::time::Instant::now() < deadline, "events: {order:?}");
+        let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(5), events.next()).await
+        else {
+            continue;
+        };
+        let body: serde_json::Value = serde_json::from_slice(&event.body).expect("event json");
+        order.push(body["hash"].as_str().unwrap_or_default().to_string());
+    }
+    let position = order
+        .iter()
+        .position(|h| *h == urgent_hash.to_string())
+        .unwrap_or_else(|| panic!("the on-demand job was not among the first 10: {order:?}"));
+    assert!(
+        position < 9,
+        "finished before the 10th bulk job: {position}"
+    );
 }

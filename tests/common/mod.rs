@@ -25,6 +25,30 @@ pub fn corpus() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"))
 }
 
+/// A file of the corpus; fails the test, naming `THUMBFARM_CORPUS`, when it
+/// is missing (a test never passes without its input).
+pub fn corpus_file(rel: &str) -> PathBuf {
+    let path = corpus().join(rel);
+    assert!(
+        path.is_file(),
+        "test input missing: {} (set THUMBFARM_CORPUS to the corpus folder)",
+        path.display()
+    );
+    path
+}
+
+/// The value of one Prometheus sample (`name{labels}`, labels as written by
+/// the exporter) in a `/metrics` text; 0 when absent.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
 /// The broker URL.
 pub fn amqp_url() -> String {
     std::env::var("THUMBFARM_TEST_AMQP_URL")
@@ -338,11 +362,17 @@ pub fn spawn_worker(endpoint: &str, bucket: &str, extra_env: &[(&str, &str)]) ->
 /// Starts a private s3s-fs on `port`, storing under `root`.
 pub fn spawn_s3s(port: u16, root: &Path) -> Proc {
     let (key, secret) = s3_credentials();
+    spawn_s3s_with_credentials(port, root, &key, &secret)
+}
+
+/// [`spawn_s3s`] accepting only `key`/`secret` (e.g. rotated credentials
+/// that the running processes do not have).
+pub fn spawn_s3s_with_credentials(port: u16, root: &Path, key: &str, secret: &str) -> Proc {
     std::fs::create_dir_all(root).expect("s3s root");
     let exe = which("s3s-fs").expect("s3s-fs on PATH or in ~/.cargo/bin (make deps)");
     let child = Command::new(exe)
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--access-key", &key, "--secret-key", &secret])
+        .args(["--access-key", key, "--secret-key", secret])
         .arg(root)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -49,6 +49,7 @@ pub struct Metrics {
     queue_consumers: IntGaugeVec,
     queue_rate: GaugeVec,
     planner_events: IntCounterVec,
+    suppressed: IntCounterVec,
     /// Every job published (all routing keys), for the status page's rates.
     jobs_total: AtomicU64,
     /// The last `Queue::stats()` answer and when it came.
@@ -160,6 +161,14 @@ impl Metrics {
             ),
             &["kind", "outcome"],
         )?;
+        let suppressed = IntCounterVec::new(
+            Opts::new(
+                "thumbfarm_failed_requests_suppressed_total",
+                "Requests answered 422 from a recorded permanent failure instead of rendering again, by output (image, avc).",
+            ),
+            &["output"],
+        )?;
+        registry.register(Box::new(suppressed.clone()))?;
         registry.register(Box::new(planner_events.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
@@ -186,6 +195,7 @@ impl Metrics {
             queue_consumers,
             queue_rate,
             planner_events,
+            suppressed,
             jobs_total: AtomicU64::new(0),
             last_queue_stats: Mutex::new(None),
         })
@@ -214,6 +224,12 @@ impl Metrics {
         self.wait_duration
             .with_label_values(&[outcome.label()])
             .observe(waited.as_secs_f64());
+    }
+
+    /// Records a request answered from a recorded failure (`output`:
+    /// `image` or `avc`).
+    pub fn suppressed(&self, output: &str) {
+        self.suppressed.with_label_values(&[output]).inc();
     }
 
     /// Records a published job.

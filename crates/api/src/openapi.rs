@@ -135,7 +135,30 @@ pub fn document() -> Value {
                         },
                         "400": json_error("Malformed hash."),
                         "401": json_error("Missing or wrong API key."),
-                        "404": json_error("Unknown asset.")
+                        "404": json_error("Unknown asset."),
+                        "422": json_error("The asset's manifest is damaged; re-ingest the original.")
+                    }
+                }
+            },
+            "/api/v1/assets/{hash}/retry": {
+                "post": {
+                    "summary": "Clear the asset's recorded permanent failures and render those outputs again.",
+                    "security": [ { "apiKey": [] } ],
+                    "parameters": [ hash_param() ],
+                    "responses": {
+                        "200": {
+                            "description": "Nothing had failed; nothing was published.",
+                            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Retry" } } }
+                        },
+                        "202": {
+                            "description": "Failures cleared; jobs published for the failed outputs.",
+                            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Retry" } } }
+                        },
+                        "400": json_error("Malformed hash."),
+                        "401": json_error("Missing or wrong API key."),
+                        "404": json_error("Unknown asset."),
+                        "422": json_error("The asset's manifest is damaged; re-ingest the original."),
+                        "503": json_error("The store or the queue is unavailable.")
                     }
                 }
             },
@@ -234,7 +257,17 @@ pub fn document() -> Value {
                         "width": { "type": "integer" },
                         "height": { "type": "integer" },
                         "href": { "type": "string" },
-                        "square": { "type": "boolean" }
+                        "square": { "type": "boolean" },
+                        "failed": { "type": "string", "description": "Set when this size failed permanently (generic reason); its URL answers 422 until retried." }
+                    }
+                },
+                "Retry": {
+                    "type": "object",
+                    "required": ["hash", "cleared", "jobs"],
+                    "properties": {
+                        "hash": { "type": "string" },
+                        "cleared": { "type": "array", "items": { "type": "string" }, "description": "Outputs whose failures were cleared (image, avc, size names)." },
+                        "jobs": { "type": "integer" }
                     }
                 },
                 "Status": {

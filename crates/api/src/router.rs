@@ -3,7 +3,7 @@
 
 use crate::http::error::REASON_HEADER;
 use crate::metrics;
-use crate::routes::{ingest, ops, previews, status, thumbs, videos};
+use crate::routes::{assets, ingest, ops, previews, status, thumbs, videos};
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -69,6 +69,12 @@ fn route_table() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             &["POST"],
             Public,
             post(ingest::ingest).layer(DefaultBodyLimit::disable()),
+        ),
+        r(
+            "/api/v1/assets/{hash}/retry",
+            &["POST"],
+            Public,
+            post(assets::retry_route),
         ),
         r("/api/v1/openapi.json", &["GET"], Public, get(ops::openapi)),
         r("/", &["GET"], Operator, get(status::page)),

@@ -58,7 +58,12 @@ impl AppState {
         // The metric names are literals checked by the unit tests, so
         // registering them cannot fail at run time.
         let metrics = Arc::new(Metrics::new().expect("static metric definitions are valid"));
-        let coordinator = Coordinator::new(Arc::clone(&queue), limits, options.wait_timeout);
+        let coordinator = Coordinator::new(
+            Arc::clone(&queue),
+            limits,
+            options.wait_timeout,
+            Arc::clone(&metrics),
+        );
         let cache = HotCache::new(options.cache_bytes, options.cache_ttl);
         let status = StatusBoard::new(Arc::clone(&queue), Arc::clone(&metrics));
         AppState {

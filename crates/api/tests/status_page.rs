@@ -363,7 +363,8 @@ async fn status_page_in_headless_chromium_shows_the_broker_depths() {
             break;
         }
     }
-    assert!(event_seen(rendered_hash).await);
+    // Render events come on their own subscription: they may trail the failure.
+    assert!(eventually(5, || event_seen(rendered_hash)).await);
     wait_for_gauge(&api.base, 9).await;
 
     // The operator view: the key travels in the URL fragment, which the

@@ -21,6 +21,7 @@ pub mod queue;
 pub mod retry;
 pub mod signals;
 pub mod sizes;
+pub mod stdout;
 pub mod store;
 pub mod time;
 pub mod tokens;

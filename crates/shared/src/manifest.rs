@@ -1,7 +1,9 @@
 //! The asset manifest stored at `meta/…/<sha1>.json`.
 
+use crate::failure::FailureKind;
 use crate::hash::AssetHash;
 use crate::messages::{SourceRef, V1};
+use crate::store::{get_json_versioned, Store, StoreError};
 use crate::time::{parse_timestamp, rfc3339_now};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -55,6 +57,39 @@ pub enum GainMap {
     Hdrgm,
 }
 
+/// The output name under which a failed render of the original is kept:
+/// it applies to every size (and format) of the asset.
+pub const IMAGE_OUTPUT: &str = "image";
+
+/// A permanent failure of one output of an asset (`image`: every size;
+/// `avc`: the transcode), kept in the manifest so that every API replica
+/// and worker sees it: requests answer 422 at once instead of rendering
+/// again. Cleared by re-ingesting the same bytes, `backfill
+/// --retry-failed`, or `POST /api/v1/assets/:hash/retry`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureRecord {
+    /// The worker's reason (operators only: it may name keys and buckets).
+    pub reason: String,
+    /// What kind of failure (anonymous clients see its generic text).
+    pub kind: FailureKind,
+    /// When it was recorded (RFC 3339).
+    pub at: String,
+    /// The version of the worker that recorded it.
+    pub worker_version: String,
+}
+
+impl FailureRecord {
+    /// A record of `reason`, now, by this build.
+    pub fn now(reason: &str) -> Self {
+        FailureRecord {
+            reason: reason.chars().take(1000).collect(),
+            kind: FailureKind::of_reason(reason),
+            at: rfc3339_now(),
+            worker_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
 /// Everything thumbfarm knows about an asset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -80,6 +115,9 @@ pub struct Manifest {
     /// Stored outputs by size name (`fit_720`) or format (`avc`).
     #[serde(default)]
     pub outputs: BTreeMap<String, OutputInfo>,
+    /// Permanent failures by output ([`IMAGE_OUTPUT`] for every size, `avc`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failures: BTreeMap<String, FailureRecord>,
     /// RFC 3339 time of the first write.
     #[serde(default)]
     pub created_at: String,
@@ -109,6 +147,7 @@ impl Manifest {
             duration_ms: None,
             hdr: None,
             outputs: BTreeMap::new(),
+            failures: BTreeMap::new(),
             created_at: now.clone(),
             updated_at: now,
         }
@@ -134,6 +173,17 @@ impl Manifest {
     /// manifests of older workers).
     pub fn updated(&self) -> Option<SystemTime> {
         parse_timestamp(&self.updated_at)
+    }
+
+    /// The recorded permanent failure that answers a request for `output`
+    /// (a size name or `avc`): its own, or for a size the failure of the
+    /// whole image.
+    pub fn failure_for(&self, output: &str) -> Option<&FailureRecord> {
+        self.failures.get(output).or_else(|| {
+            (output != crate::keys::AVC)
+                .then(|| self.failures.get(IMAGE_OUTPUT))
+                .flatten()
+        })
     }
 
     /// Whether the original is a video.
@@ -248,6 +298,103 @@ pub fn sniff_media_type(head: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// How many times [`update_manifest`] reads again after losing a race.
+const UPDATE_ATTEMPTS: usize = 24;
+
+/// Reads, changes and writes back the manifest at `key` so that no
+/// concurrent writer's change is lost: the write is conditional on the
+/// version read ([`Store::put_if`]), and on a conflict the manifest is read
+/// again and `apply` runs again. The write is read back, so that a store
+/// which ignores the condition cannot silently drop it either. `apply` must
+/// be idempotent. A missing manifest is made by `create` (`None`: leave it
+/// missing). Returns the manifest written, if any.
+pub async fn update_manifest(
+    store: &dyn Store,
+    key: &str,
+    mut create: impl FnMut() -> Option<Manifest>,
+    mut apply: impl FnMut(&mut Manifest),
+) -> Result<Option<Manifest>, StoreError> {
+    for attempt in 0..UPDATE_ATTEMPTS {
+        if attempt > 0 {
+            // Lost a race: step aside for a random moment so that many
+            // writers of one manifest take turns instead of colliding again.
+            let cap = 2u64 << attempt.min(6);
+            let wait = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=cap);
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        }
+        let (mut m, version) = match get_json_versioned::<Manifest>(store, key).await? {
+            Some((m, etag)) => (m, Some(etag)),
+            None => match create() {
+                Some(m) => (m, None),
+                None => return Ok(None),
+            },
+        };
+        apply(&mut m);
+        m.touch();
+        match store
+            .put_if(
+                key,
+                m.to_json().into(),
+                "application/json",
+                version.as_deref(),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e),
+        }
+        // Read back: a store that ignores the condition (or checks it
+        // apart from the write) may have let a concurrent writer replace
+        // ours. `apply` is idempotent, so the change is still in when
+        // applying it again changes nothing.
+        match get_json_versioned::<Manifest>(store, key).await? {
+            Some((now, _)) if still_applied(&now, &mut apply) => return Ok(Some(m)),
+            Some(_) => {
+                tracing::debug!(%key, "manifest change lost to a concurrent writer; merging again");
+                continue;
+            }
+            None => continue,
+        }
+    }
+    Err(StoreError::Conflict(format!(
+        "{key}: still changing after {UPDATE_ATTEMPTS} attempts"
+    )))
+}
+
+/// Whether `apply` (idempotent) would leave `m` as it is.
+fn still_applied(m: &Manifest, apply: &mut impl FnMut(&mut Manifest)) -> bool {
+    let mut again = m.clone();
+    apply(&mut again);
+    again == *m
+}
+
+/// Clears the recorded failures of the manifest at `key` (so that its
+/// outputs are tried again) and returns the outputs that had failed; an
+/// empty list, and no write, when nothing had.
+pub async fn clear_failures(store: &dyn Store, key: &str) -> Result<Vec<String>, StoreError> {
+    match get_json_versioned::<Manifest>(store, key).await? {
+        Some((m, _)) if m.failures.is_empty() => return Ok(Vec::new()),
+        None => return Ok(Vec::new()),
+        Some(_) => {}
+    }
+    let mut cleared = Vec::new();
+    update_manifest(
+        store,
+        key,
+        || None,
+        |m| {
+            // A union: `apply` also runs on the read-back copy (then empty).
+            cleared.extend(m.failures.keys().cloned());
+            m.failures.clear();
+        },
+    )
+    .await?;
+    cleared.sort();
+    cleared.dedup();
+    Ok(cleared)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +443,7 @@ mod tests {
             duration_ms: None,
             hdr: None,
             outputs: BTreeMap::new(),
+            failures: BTreeMap::new(),
             created_at: String::new(),
             updated_at: String::new(),
         };

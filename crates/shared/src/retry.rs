@@ -18,23 +18,30 @@ pub enum WorkError {
     /// queue.
     #[error("{0}")]
     Transient(String),
+    /// The store refuses because of thumbfarm's configuration (access
+    /// denied, no such bucket): no job can succeed until an operator fixes
+    /// it, so the job is neither retried in a loop nor dead-lettered.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl WorkError {
     /// The reason text.
     pub fn reason(&self) -> &str {
         match self {
-            WorkError::Permanent(r) | WorkError::Transient(r) => r,
+            WorkError::Permanent(r) | WorkError::Transient(r) | WorkError::Config(r) => r,
         }
     }
 }
 
 impl From<StoreError> for WorkError {
     fn from(e: StoreError) -> Self {
-        if e.is_transient() {
-            WorkError::Transient(e.to_string())
-        } else {
-            WorkError::Permanent(e.to_string())
+        match e {
+            StoreError::Config(_) => WorkError::Config(e.to_string()),
+            // A conditional write that lost: trying again reads the new state.
+            StoreError::Conflict(_) => WorkError::Transient(e.to_string()),
+            e if e.is_transient() => WorkError::Transient(e.to_string()),
+            e => WorkError::Permanent(e.to_string()),
         }
     }
 }
@@ -160,5 +167,14 @@ mod tests {
         assert!(WorkError::from(StoreError::Unavailable("x".into())).is_transient());
         assert!(!WorkError::from(StoreError::InvalidKey("x".into())).is_transient());
         assert!(WorkError::from(QueueError::Closed).is_transient());
+        assert!(matches!(
+            WorkError::from(StoreError::Config("denied".into())),
+            WorkError::Config(_)
+        ));
+        let corrupt = StoreError::Corrupt {
+            key: "meta/x.json".into(),
+            message: "not valid JSON".into(),
+        };
+        assert!(matches!(WorkError::from(corrupt), WorkError::Permanent(_)));
     }
 }

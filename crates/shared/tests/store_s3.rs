@@ -433,6 +433,10 @@ async fn missing_bucket_without_create_is_a_clear_error() {
         msg.contains(&bucket) && msg.contains("does not exist"),
         "{msg}"
     );
+    assert!(
+        matches!(err, StoreError::Config(_)),
+        "a missing bucket is a configuration error, not retried: {err:?}"
+    );
 
     // With creation allowed, connecting twice is fine.
     S3Store::connect(settings(&bucket, true))
@@ -508,4 +512,121 @@ async fn virtual_host_addressing_with_a_custom_endpoint() {
     assert_eq!(page.objects.len(), 1);
     store.delete(&key).await.expect("delete");
     assert!(store.head(&key).await.expect("head").is_none());
+}
+
+#[tokio::test]
+async fn conditional_writes_refuse_a_stale_version() {
+    let store = fresh("cas").await;
+    let key = "meta/a/b/c/cas.json";
+    store
+        .put_if(
+            key,
+            Bytes::from_static(b"{\"n\":1}"),
+            "application/json",
+            None,
+        )
+        .await
+        .expect("create when missing");
+    let again = store
+        .put_if(
+            key,
+            Bytes::from_static(b"{\"n\":0}"),
+            "application/json",
+            None,
+        )
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict(_))),
+        "create-if-missing on an existing key: {again:?}"
+    );
+    let (body, etag) = store.get_versioned(key).await.expect("get_versioned");
+    assert_eq!(body.as_ref(), b"{\"n\":1}");
+    store
+        .put_if(
+            key,
+            Bytes::from_static(b"{\"n\":2}"),
+            "application/json",
+            Some(&etag),
+        )
+        .await
+        .expect("write on the version read");
+    let stale = store
+        .put_if(
+            key,
+            Bytes::from_static(b"{\"n\":3}"),
+            "application/json",
+            Some(&etag),
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict(_))),
+        "a write on a stale version: {stale:?}"
+    );
+    assert_eq!(store.get(key).await.expect("get").as_ref(), b"{\"n\":2}");
+    empty(&store).await;
+}
+
+#[tokio::test]
+async fn concurrent_manifest_updates_lose_nothing() {
+    use thumbfarm_shared::manifest::{update_manifest, Manifest, OutputInfo};
+    use thumbfarm_shared::messages::SourceRef;
+    use thumbfarm_shared::AssetHash;
+    let store = Arc::new(fresh("merge").await);
+    let hash = AssetHash::of_bytes(b"merge");
+    let key = "meta/x/y/z/merge.json".to_string();
+    let writers: Vec<_> = (0..24)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let key = key.clone();
+            tokio::spawn(async move {
+                let create = || {
+                    let source = SourceRef {
+                        bucket: None,
+                        key: "originals/merge.jpg".into(),
+                    };
+                    Some(Manifest::new(hash, source, "image/jpeg", 1))
+                };
+                update_manifest(store.as_ref(), &key, create, |m| {
+                    m.outputs.insert(
+                        format!("out_{i}"),
+                        OutputInfo {
+                            key: format!("thumbs/{i}.jpg"),
+                            width: i,
+                            height: i,
+                            bytes: 1,
+                        },
+                    );
+                })
+                .await
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.expect("task").expect("update");
+    }
+    let (m, _) = thumbfarm_shared::store::get_json_versioned::<Manifest>(store.as_ref(), &key)
+        .await
+        .expect("read")
+        .expect("manifest");
+    assert_eq!(m.outputs.len(), 24, "every writer's output kept: {m:?}");
+    empty(&store).await;
+}
+
+#[tokio::test]
+async fn a_manifest_that_is_not_json_is_corrupt_not_unavailable() {
+    let store = fresh("corrupt").await;
+    let key = "meta/a/b/c/bad.json";
+    store
+        .put(key, Bytes::from_static(b"{\"v\":1,"), "application/json")
+        .await
+        .expect("put");
+    let read = thumbfarm_shared::store::get_json::<serde_json::Value>(&store, key).await;
+    match read {
+        Err(StoreError::Corrupt { key: k, message }) => {
+            assert_eq!(k, key);
+            assert!(message.contains("not valid JSON"), "{message}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    empty(&store).await;
 }

@@ -92,8 +92,11 @@ impl SingleMachineArgs {
     pub fn worker_options(&self) -> Result<WorkerOptions, ConfigError> {
         let render = self.render.options()?;
         let layout = self.serve.store.layout()?;
-        self.consumer
-            .options(render, layout, self.serve.sizes.limits())
+        let mut opts = self
+            .consumer
+            .options(render, layout, self.serve.sizes.limits())?;
+        opts.delivery_limit = self.serve.queue.delivery_limit;
+        Ok(opts)
     }
 }
 

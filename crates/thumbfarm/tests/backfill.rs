@@ -6,7 +6,6 @@ mod support;
 
 use bytes::Bytes;
 use clap::Parser;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use support::*;
@@ -62,23 +61,13 @@ async fn ingest(store: &dyn Store, file: &str, limits: SizeLimits) -> AssetHash 
 /// at `manifest_key` (any depth).
 async fn fake_asset(store: &dyn Store, seed: &str, manifest_key: Option<String>) -> AssetHash {
     let hash = AssetHash::of_bytes(seed.as_bytes());
-    let m = Manifest {
-        v: V1,
-        hash,
-        original: SourceRef {
-            bucket: None,
-            key: format!("originals/{seed}.jpg"),
-        },
-        media_type: "image/jpeg".into(),
-        bytes: 1,
-        width: 800,
-        height: 600,
-        duration_ms: None,
-        hdr: None,
-        outputs: BTreeMap::new(),
-        created_at: String::new(),
-        updated_at: String::new(),
+    let source = SourceRef {
+        bucket: None,
+        key: format!("originals/{seed}.jpg"),
     };
+    let mut m = Manifest::new(hash, source, "image/jpeg", 1);
+    m.width = 800;
+    m.height = 600;
     let key = manifest_key.unwrap_or_else(|| KeyLayout::default().manifest(&hash));
     store
         .put(&key, m.to_json().into(), "application/json")
@@ -320,23 +309,14 @@ async fn since_filters_and_videos_get_a_transcode() {
     let store = s3_store(&unique_bucket("since")).await;
     let queue = amqp().await;
     let hash = AssetHash::of_bytes(b"a clip");
-    let m = Manifest {
-        v: V1,
-        hash,
-        original: SourceRef {
-            bucket: None,
-            key: "clips/a.mp4".into(),
-        },
-        media_type: "video/mp4".into(),
-        bytes: 1,
-        width: 640,
-        height: 416,
-        duration_ms: Some(3000),
-        hdr: None,
-        outputs: BTreeMap::new(),
-        created_at: String::new(),
-        updated_at: String::new(),
+    let source = SourceRef {
+        bucket: None,
+        key: "clips/a.mp4".into(),
     };
+    let mut m = Manifest::new(hash, source, "video/mp4", 1);
+    m.width = 640;
+    m.height = 416;
+    m.duration_ms = Some(3000);
     store
         .put(
             &KeyLayout::default().manifest(&hash),
@@ -429,4 +409,64 @@ fn backfill_flags_parse_and_validate() {
         let e = args.options().unwrap_err().to_string();
         assert!(e.contains(flag), "{e}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_assets_are_left_alone_unless_retry_failed() {
+    use thumbfarm_shared::manifest::{FailureRecord, IMAGE_OUTPUT};
+    let _guard = BROKER_LOCK.lock().await;
+    purge_all().await;
+    let store = s3_store(&unique_bucket("retryf")).await;
+    let queue = amqp().await;
+    let ok = fake_asset(store.as_ref(), "retry-ok", None).await;
+    let failed = fake_asset(store.as_ref(), "retry-failed", None).await;
+    let key = KeyLayout::default().manifest(&failed);
+    let mut m = Manifest::from_json(&store.get(&key).await.unwrap()).unwrap();
+    m.failures.insert(
+        IMAGE_OUTPUT.into(),
+        FailureRecord::now("over the limits: 30000x30000 exceeds 100 MP"),
+    );
+    store
+        .put(&key, m.to_json().into(), "application/json")
+        .await
+        .unwrap();
+
+    // Without --retry-failed: only the healthy asset gets a job.
+    let plain = backfill::run(store.as_ref(), queue.as_ref(), &opts(SizeLimits::default()))
+        .await
+        .unwrap();
+    assert_eq!(plain.counts.failed, 1, "{plain}");
+    assert_eq!(plain.counts.enqueued, 1, "{plain}");
+    let jobs = take_all(QueueName::RenderBulk).await;
+    let hashes: Vec<AssetHash> = jobs
+        .iter()
+        .map(|j| match Job::parse(&j.routing_key, &j.body).unwrap() {
+            Job::Render(r) => r.hash.unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(hashes, vec![ok]);
+    assert!(plain.to_string().contains("1 with failures left alone"));
+
+    // --retry-failed (as parsed from the command line) clears the record
+    // and plans the asset again.
+    let cli = Cli::try_parse_from(["thumbfarm-api", "backfill", "--retry-failed"]).unwrap();
+    let Command::Tool(ToolCommand::Backfill(args)) = cli.command else {
+        panic!("backfill command");
+    };
+    let retry = backfill::run(
+        store.as_ref(),
+        queue.as_ref(),
+        &BackfillOptions {
+            rate: 0.0,
+            ..args.options().unwrap()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(retry.counts.failures_cleared, 1, "{retry}");
+    assert_eq!(retry.counts.enqueued, 2, "{retry}");
+    let cleared = Manifest::from_json(&store.get(&key).await.unwrap()).unwrap();
+    assert!(cleared.failures.is_empty(), "{cleared:?}");
+    assert_eq!(take_all(QueueName::RenderBulk).await.len(), 2);
 }

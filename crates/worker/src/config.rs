@@ -221,6 +221,8 @@ impl ConsumerArgs {
             limits,
             grace_seconds: self.grace_seconds,
             transient_retry: Duration::from_secs(self.transient_retry_seconds),
+            // The queue's limit; the binaries set it from --delivery-limit.
+            delivery_limit: 5,
         })
     }
 }

@@ -6,9 +6,11 @@
 //!
 //! - [`options`] and [`config`]: what the worker does, from flags and
 //!   `THUMBFARM_*` variables;
-//! - [`metrics`]: Prometheus metrics and the health endpoint.
+//! - [`metrics`]: Prometheus metrics and the health endpoints; [`health`]:
+//!   readiness (not ready while the store refuses the configuration).
 
 pub mod config;
+pub mod health;
 pub mod intake;
 pub mod jobs;
 pub mod metrics;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use thumbfarm_shared::config::{LogArgs, QueueArgs, SizeArgs, StoreArgs};
 use thumbfarm_shared::signals::shutdown_signal;
 use thumbfarm_shared::sizes::parse_size_list;
+use thumbfarm_shared::stdout::print_line;
 use thumbfarm_worker::config::{ConsumerArgs, RenderArgs, VideoArgs};
 use thumbfarm_worker::{intake, metrics, render};
 
@@ -100,7 +101,8 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let render = args.render.options()?;
     let layout = args.store.layout()?;
-    let opts = args.consumer.options(render, layout, args.sizes.limits())?;
+    let mut opts = args.consumer.options(render, layout, args.sizes.limits())?;
+    opts.delivery_limit = args.queue.delivery_limit;
     let store = args.store.open().await?;
     let queue = args.queue.open().await?;
     if !args.queue.uses_amqp() {
@@ -127,23 +129,26 @@ fn render_once(cmd: RenderCmd) -> anyhow::Result<()> {
     let result = render::render_file(&cmd.source, &sizes, &opts)
         .with_context(|| format!("rendering {}", cmd.source.display()))?;
     std::fs::create_dir_all(&cmd.out).with_context(|| format!("creating {}", cmd.out.display()))?;
-    println!(
+    print_line(&format!(
         "{}  {}x{}  {}  decode {:.1} ms",
         hash, result.width, result.height, result.media_type, result.decode_millis
-    );
+    ))?;
     for out in &result.outputs {
         let name = out.size.file_name(hash.as_str());
         std::fs::write(cmd.out.join(&name), &out.bytes)
             .with_context(|| format!("writing {name}"))?;
-        println!(
+        print_line(&format!(
             "{name}  {}x{}  {:.1} ms  {} bytes",
             out.width,
             out.height,
             out.millis,
             out.bytes.len()
-        );
+        ))?;
     }
-    println!("total {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
+    print_line(&format!(
+        "total {:.1} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    ))?;
     Ok(())
 }
 
@@ -158,7 +163,7 @@ fn transcode_once(cmd: TranscodeCmd) -> anyhow::Result<()> {
         &mut |_| {},
     )
     .with_context(|| format!("transcoding {}", cmd.source.display()))?;
-    println!(
+    print_line(&format!(
         "{}  path {}  encoder {}  {}x{}  {:.3} s media  {:.3} s wall  speed {:.2}x  {} bytes{}",
         cmd.out.display(),
         result.path.as_str(),
@@ -174,6 +179,6 @@ fn transcode_once(cmd: TranscodeCmd) -> anyhow::Result<()> {
             .as_deref()
             .map(|r| format!("  ({r})"))
             .unwrap_or_default()
-    );
+    ))?;
     Ok(())
 }

@@ -90,7 +90,7 @@ pub fn render_text() -> String {
         .unwrap_or_default()
 }
 
-/// Serves `/metrics` and `/healthz` on `addr` until the process ends.
+/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until the process ends.
 pub async fn serve(addr: SocketAddr) -> std::io::Result<()> {
     use axum::routing::get;
     let app = axum::Router::new()
@@ -103,7 +103,19 @@ pub async fn serve(addr: SocketAddr) -> std::io::Result<()> {
                 )
             }),
         )
-        .route("/healthz", get(|| async { "ok\n" }));
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(|| async {
+                match crate::health::Health::get().readiness() {
+                    Ok(()) => (axum::http::StatusCode::OK, "ready\n".to_string()),
+                    Err(cause) => (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        format!("not ready: {cause}\n"),
+                    ),
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "worker metrics listening");
     axum::serve(listener, app).await

@@ -36,6 +36,9 @@ pub struct WorkerOptions {
     pub grace_seconds: u64,
     /// How long a job retries an unavailable store or broker in place.
     pub transient_retry: Duration,
+    /// Times a message may be given back before the broker dead-letters it
+    /// (`--delivery-limit`): a job that fails on its last delivery records why.
+    pub delivery_limit: u32,
 }
 
 impl Default for WorkerOptions {
@@ -50,6 +53,7 @@ impl Default for WorkerOptions {
             limits: SizeLimits::default(),
             grace_seconds: 60,
             transient_retry: Duration::from_secs(300),
+            delivery_limit: 5,
         }
     }
 }

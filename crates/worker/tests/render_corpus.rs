@@ -13,19 +13,28 @@ use thumbfarm_worker::render::{
     probe_bytes, render_bytes, render_file, RenderError, RenderOptions, RenderResult,
 };
 
-fn corpus() -> Option<PathBuf> {
+/// The corpus folder; fails the test, naming `THUMBFARM_CORPUS`, when it is
+/// missing (a test never passes without its input).
+fn corpus() -> PathBuf {
     let dir = std::env::var_os("THUMBFARM_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
-    if dir.join("MANIFEST.tsv").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "corpus not found at {} (set THUMBFARM_CORPUS): skipped",
-            dir.display()
-        );
-        None
-    }
+    assert!(
+        dir.join("MANIFEST.tsv").is_file(),
+        "test input missing: corpus not found at {} (set THUMBFARM_CORPUS)",
+        dir.display()
+    );
+    dir
+}
+
+/// `path` under the corpus; fails the test when it is missing.
+fn require(path: PathBuf) -> PathBuf {
+    assert!(
+        path.exists(),
+        "test input missing: {} (set THUMBFARM_CORPUS)",
+        path.display()
+    );
+    path
 }
 
 /// Rows of a MANIFEST.tsv as column-name -> value maps.
@@ -123,7 +132,7 @@ fn check_outputs(name: &str, result: &RenderResult, w: u32, h: u32, wanted: &[Si
 
 #[test]
 fn seed_corpus_renders_every_pregenerated_size() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let wanted = pregenerated();
     let opts = RenderOptions::default();
     let mut rendered = 0;
@@ -166,7 +175,7 @@ fn seed_corpus_renders_every_pregenerated_size() {
 
 #[test]
 fn format_is_detected_by_magic_bytes() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let data = std::fs::read(corpus.join("seed/this-is-a-jpeg.png")).expect("read");
     let probe = probe_bytes(&data, &RenderOptions::default()).expect("probe");
     assert_eq!(probe.media_type, "image/jpeg");
@@ -204,11 +213,8 @@ fn fit720(path: &Path) -> image::RgbImage {
 
 #[test]
 fn orientation_set_comes_out_upright() {
-    let Some(corpus) = corpus() else { return };
-    let dir = corpus.join("ext/orientation");
-    if !dir.is_dir() {
-        return;
-    }
+    let corpus = corpus();
+    let dir = require(corpus.join("ext/orientation"));
     for (name, landscape) in [("Landscape", true), ("Portrait", false)] {
         let reference = fit720(&dir.join(format!("{name}_1.jpg")));
         assert_eq!(
@@ -232,11 +238,8 @@ fn orientation_set_comes_out_upright() {
 
 #[test]
 fn webp_exif_orientation_is_applied() {
-    let Some(corpus) = corpus() else { return };
-    let path = corpus.join("ext/orientation/hopper_orientation_6.webp");
-    if !path.is_file() {
-        return;
-    }
+    let corpus = corpus();
+    let path = require(corpus.join("ext/orientation/hopper_orientation_6.webp"));
     let data = std::fs::read(&path).expect("read");
     let probe = probe_bytes(&data, &RenderOptions::default()).expect("probe");
     assert_eq!(probe.orientation, 6);
@@ -337,7 +340,7 @@ fn display_p3_is_converted_to_srgb() {
 
 #[test]
 fn heic_and_avif_decode() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     for (file, w, h) in [
         // EXIF orientation 6 and no irot: turned upright once (as Apple does).
         ("seed/iphone_7.heic", 3024, 4032),
@@ -367,11 +370,8 @@ fn heic_and_avif_decode() {
 
 #[test]
 fn hostile_files_fail_cleanly_with_bounded_memory() {
-    let Some(corpus) = corpus() else { return };
-    let ext = corpus.join("ext/MANIFEST.tsv");
-    if !ext.is_file() {
-        return;
-    }
+    let corpus = corpus();
+    let ext = require(corpus.join("ext/MANIFEST.tsv"));
     let opts = RenderOptions::default();
     let wanted = pregenerated();
     let mut errors = 0;
@@ -497,6 +497,7 @@ fn synthetic_bombs_are_refused_before_allocation() {
 #[test]
 fn garbage_never_panics() {
     let opts = RenderOptions::default();
+    let mut cases = 0;
     let mut seed = 0x1234_5678u32;
     let mut next = move || {
         seed ^= seed << 13;
@@ -515,18 +516,32 @@ fn garbage_never_panics() {
         for len in [0usize, 1, 16, 100, 1000] {
             let mut data = header.to_vec();
             data.extend((0..len).map(|_| next() as u8));
-            let _ = render_bytes(&data, &[Size::Fit720, Size::Tile50], &opts);
+            match render_bytes(&data, &[Size::Fit720, Size::Tile50], &opts) {
+                Ok(r) => panic!(
+                    "{} random bytes after {:?} rendered as a {}x{} image",
+                    len,
+                    String::from_utf8_lossy(header),
+                    r.width,
+                    r.height
+                ),
+                Err(e) => {
+                    let message = e.to_string();
+                    assert!(
+                        !message.trim().is_empty() && message.len() < 2000,
+                        "a clear, bounded error: {message:?}"
+                    );
+                    cases += 1;
+                }
+            }
         }
     }
+    assert_eq!(cases, 25, "every case ran");
 }
 
 #[test]
 fn ext_images_marked_ok_render() {
-    let Some(corpus) = corpus() else { return };
-    let ext = corpus.join("ext/MANIFEST.tsv");
-    if !ext.is_file() {
-        return;
-    }
+    let corpus = corpus();
+    let ext = require(corpus.join("ext/MANIFEST.tsv"));
     let opts = RenderOptions::default();
     let wanted = pregenerated();
     // Containers the pipeline does not decode (the report lists them).
@@ -552,120 +567,4 @@ fn ext_images_marked_ok_render() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
-}
-
-#[test]
-#[ignore]
-fn timing_breakdown() {
-    let Some(corpus) = corpus() else { return };
-    for rel in [
-        "ext/orientation/Landscape_1.jpg",
-        "photos/jolla.jpg",
-        "seed/iphone_7.heic",
-    ] {
-        let started = std::time::Instant::now();
-        let r = render_file(
-            &corpus.join(rel),
-            &pregenerated(),
-            &RenderOptions::default(),
-        )
-        .expect(rel);
-        eprintln!(
-            "{rel}: total {:?} decode {:.1} ms",
-            started.elapsed(),
-            r.decode_millis
-        );
-        for o in &r.outputs {
-            eprintln!(
-                "  {} {}x{} {:.1} ms {} bytes",
-                o.size,
-                o.width,
-                o.height,
-                o.millis,
-                o.bytes.len()
-            );
-        }
-    }
-}
-
-#[test]
-#[ignore]
-fn decode_and_encode_timing() {
-    use image::ImageEncoder;
-    use turbojpeg::{Decompressor, PixelFormat, ScalingFactor};
-    let Some(corpus) = corpus() else { return };
-    let file = std::env::var("TIMING_FILE").unwrap_or_else(|_| "photos/iphone_hdr_NO.jpg".into());
-    let data = std::fs::read(corpus.join(&file)).expect("read");
-    let best = |f: &mut dyn FnMut()| {
-        (0..5)
-            .map(|_| {
-                let t = std::time::Instant::now();
-                f();
-                t.elapsed()
-            })
-            .min()
-            .expect("runs")
-    };
-    let (mut half, mut half_width) = (Vec::new(), 0);
-    for (name, scale) in [
-        ("full", ScalingFactor::ONE),
-        ("1/2", ScalingFactor::ONE_HALF),
-        ("1/4", ScalingFactor::ONE_QUARTER),
-        ("1/8", ScalingFactor::ONE_EIGHTH),
-    ] {
-        let mut out = (Vec::new(), 0, 0);
-        let d = best(&mut || {
-            let mut d = Decompressor::new().expect("dec");
-            d.set_scaling_factor(scale).expect("scale");
-            let h = d.read_header(&data).expect("header").scaled(scale);
-            let mut px = vec![0u8; h.width * h.height * 3];
-            let img = turbojpeg::Image {
-                pixels: px.as_mut_slice(),
-                width: h.width,
-                pitch: h.width * 3,
-                height: h.height,
-                format: PixelFormat::RGB,
-            };
-            let _ = d.decompress(&data, img);
-            out = (px, h.width, h.height);
-        });
-        eprintln!("decode {file} at {name}: {}x{} in {d:?}", out.1, out.2);
-        if name == "1/2" {
-            half = out.0;
-            half_width = out.1;
-        }
-    }
-    // Encode a 1600x1200 crop of the half-scale decode.
-    let rgb: Vec<u8> = half
-        .chunks(half_width * 3)
-        .take(1200)
-        .flat_map(|r| r[..1600 * 3].to_vec())
-        .collect();
-    for progressive in [true, false] {
-        let mut c = turbojpeg::Compressor::new().expect("comp");
-        c.set_quality(83).expect("q");
-        c.set_subsamp(turbojpeg::Subsamp::Sub2x2).expect("s");
-        c.set_progressive(progressive).expect("p");
-        let mut len = 0;
-        let d = best(&mut || {
-            let img = turbojpeg::Image {
-                pixels: rgb.as_slice(),
-                width: 1600,
-                pitch: 1600 * 3,
-                height: 1200,
-                format: PixelFormat::RGB,
-            };
-            len = c.compress_to_vec(img).expect("enc").len();
-        });
-        eprintln!("turbojpeg progressive={progressive} 1600x1200 q83: {len} bytes in {d:?}");
-    }
-    let mut len = 0;
-    let d = best(&mut || {
-        let mut out = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 83)
-            .write_image(&rgb, 1600, 1200, image::ExtendedColorType::Rgb8)
-            .expect("enc");
-        len = out.len();
-    });
-    eprintln!("image crate baseline 1600x1200 q83: {len} bytes in {d:?}");
 }

@@ -16,6 +16,9 @@
 //!   since then (object last-modified, else the manifest's `updated_at`).
 //! - `--dry-run` counts without publishing (and ignores and keeps the cursor).
 //! - `--rate` bounds the jobs published per second.
+//! - Outputs with a recorded permanent failure are left alone (counted as
+//!   `failed`) unless `--retry-failed`, which clears the records first so
+//!   that they are rendered again (e.g. after raising a limit).
 //! - Resumable: every `--cursor-every` manifests the position is written to
 //!   [`CURSOR_KEY`] (outside `meta/`); a later run with the same options
 //!   continues from it unless `--restart`; a run that completes deletes it.
@@ -24,8 +27,8 @@ use crate::planning::jobs::{self, PlannedJob};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use thumbfarm_shared::keys::{KeyKind, KeyLayout, META};
-use thumbfarm_shared::manifest::Manifest;
+use thumbfarm_shared::keys::{KeyKind, KeyLayout, AVC, META};
+use thumbfarm_shared::manifest::{clear_failures, Manifest};
 use thumbfarm_shared::messages::V1;
 use thumbfarm_shared::queue::{Queue, QueueError};
 use thumbfarm_shared::retry::{with_backoff, Backoff};
@@ -79,6 +82,8 @@ pub struct BackfillOptions {
     pub retry: Duration,
     /// Draw a progress bar (on a terminal).
     pub progress: bool,
+    /// Clear recorded failures and render those outputs again.
+    pub retry_failed: bool,
 }
 
 impl Default for BackfillOptions {
@@ -94,6 +99,7 @@ impl Default for BackfillOptions {
             max_manifests: None,
             retry: Duration::from_secs(60),
             progress: false,
+            retry_failed: false,
         }
     }
 }
@@ -115,6 +121,12 @@ pub struct BackfillCounts {
     pub without_dimensions: u64,
     /// Keys under `meta/` that are not readable manifests, or older than `--since`.
     pub skipped: u64,
+    /// Assets with recorded failures left alone (no `--retry-failed`).
+    #[serde(default)]
+    pub failed: u64,
+    /// Assets whose recorded failures were cleared (`--retry-failed`).
+    #[serde(default)]
+    pub failures_cleared: u64,
 }
 
 /// The outcome of a run.
@@ -141,7 +153,7 @@ impl std::fmt::Display for BackfillReport {
         }
         writeln!(
             f,
-            "{}scanned {} manifests: {} complete, {} jobs {} ({} sizes, {} transcodes), {} without dimensions, {} skipped",
+            "{}scanned {} manifests: {} complete, {} jobs {} ({} sizes, {} transcodes), {} without dimensions, {} skipped, {} with failures left alone, {} with failures cleared",
             if self.dry_run { "dry run: " } else { "" },
             c.scanned,
             c.complete,
@@ -150,7 +162,9 @@ impl std::fmt::Display for BackfillReport {
             c.sizes_enqueued,
             c.transcodes,
             c.without_dimensions,
-            c.skipped
+            c.skipped,
+            c.failed,
+            c.failures_cleared
         )?;
         if !self.finished {
             writeln!(
@@ -252,10 +266,15 @@ async fn jobs_for_manifest(
         counts.without_dimensions += 1;
         opts.sizes.clone()
     };
+    // Outputs that failed permanently stay failed until cleared.
+    let missing: Vec<Size> = missing
+        .into_iter()
+        .filter(|s| m.failure_for(s.name()).is_none())
+        .collect();
     if !missing.is_empty() {
         counts.sizes_enqueued += missing.len() as u64;
     }
-    let transcode_missing = if m.is_video() {
+    let transcode_missing = if m.is_video() && m.failure_for(AVC).is_none() {
         let key = layout.video(&hash);
         with_backoff(Backoff::within(opts.retry), "check transcode", || {
             store.head(&key)
@@ -476,7 +495,7 @@ async fn handle_object(
         Err(StoreError::NotFound(_)) => return skip(counts, "deleted meanwhile"),
         Err(e) => return Err(e.into()),
     };
-    let manifest = match Manifest::from_json(&bytes) {
+    let mut manifest = match Manifest::from_json(&bytes) {
         Ok(m) if m.hash == hash => m,
         Ok(_) => return skip(counts, "manifest of another hash"),
         Err(e) => {
@@ -487,6 +506,20 @@ async fn handle_object(
     if let (Some(since), None) = (opts.since, obj.last_modified) {
         if manifest.updated().is_some_and(|t| t < since) {
             return skip(counts, "older than --since");
+        }
+    }
+    if !manifest.failures.is_empty() {
+        if !opts.retry_failed {
+            counts.failed += 1;
+        } else {
+            counts.failures_cleared += 1;
+            if !opts.dry_run {
+                with_backoff(Backoff::within(opts.retry), "clear failures", || {
+                    clear_failures(store, &obj.key)
+                })
+                .await?;
+            }
+            manifest.failures.clear();
         }
     }
     let jobs = jobs_for_manifest(store, opts, &manifest, counts).await?;

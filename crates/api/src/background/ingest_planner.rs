@@ -38,7 +38,7 @@ use thumbfarm_shared::messages::IngestEvent;
 use thumbfarm_shared::queue::{Delivery, Queue, QueueError, QueueName};
 use thumbfarm_shared::retry::{with_backoff, Backoff, WorkError};
 use thumbfarm_shared::sizes::SizeLimits;
-use thumbfarm_shared::store::{self, Store};
+use thumbfarm_shared::store::{self, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 /// What the planner does.
@@ -278,9 +278,19 @@ impl IngestPlanner {
                     item.media_type.clone(),
                     item.size.unwrap_or(0),
                 );
-                self.store
-                    .put(&key, manifest.to_json().into(), "application/json")
-                    .await?;
+                // Only if still missing: a worker may have made it meanwhile.
+                match self
+                    .store
+                    .put_if(&key, manifest.to_json().into(), "application/json", None)
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(StoreError::Conflict(_)) => {
+                        self.lock_recent().insert(dedupe);
+                        return Ok(ItemOutcome::Duplicate);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 if let Err(e) = self.publish(&jobs).await {
                     if let Err(del) = self.store.delete(&key).await {
                         tracing::warn!(%hash, error = %del, "planner: could not remove the manifest of an unpublished job; backfill will find it");
@@ -324,6 +334,16 @@ impl IngestPlanner {
             Err(WorkError::Transient(reason)) => {
                 tracing::warn!(%reason, "planner: backend unavailable; the event goes back to the queue");
                 self.metrics.planner_event("any", "retried");
+                if let Err(e) = delivery.retry().await {
+                    tracing::warn!(error = %e, "planner: requeue failed");
+                }
+            }
+            Err(WorkError::Config(reason)) => {
+                // No event can succeed until an operator fixes the store's
+                // configuration: pause before giving it back.
+                tracing::error!(%reason, "planner: the store refuses this configuration; the event goes back to the queue");
+                self.metrics.planner_event("any", "retried");
+                tokio::time::sleep(Duration::from_secs(10)).await;
                 if let Err(e) = delivery.retry().await {
                     tracing::warn!(error = %e, "planner: requeue failed");
                 }

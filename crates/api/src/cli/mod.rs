@@ -9,6 +9,7 @@ pub mod url;
 
 use crate::config::ToolCommand;
 use std::process::ExitCode;
+use thumbfarm_shared::stdout::{print, print_line};
 
 /// The exit code of a command: its own, or failure after printing the error
 /// chain to stderr.
@@ -25,7 +26,7 @@ pub async fn run_tool(command: ToolCommand) -> anyhow::Result<ExitCode> {
     match command {
         ToolCommand::Ingest(args) => {
             let summary = ingest::run(&args).await;
-            print!("{summary}");
+            print(&summary.to_string())?;
             Ok(if summary.ok() {
                 ExitCode::SUCCESS
             } else {
@@ -44,11 +45,11 @@ pub async fn run_tool(command: ToolCommand) -> anyhow::Result<ExitCode> {
             let report = backfill::run(&args)
                 .await
                 .context("thumbfarm-api backfill")?;
-            print!("{report}");
+            print(&report.to_string())?;
             Ok(ExitCode::SUCCESS)
         }
         ToolCommand::Url(args) => {
-            println!("{}", url::url_for(&args)?);
+            print_line(&url::url_for(&args)?)?;
             Ok(ExitCode::SUCCESS)
         }
     }

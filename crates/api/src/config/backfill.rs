@@ -48,6 +48,10 @@ pub struct BackfillArgs {
     /// Do not draw a progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Clear recorded permanent failures and render those outputs again
+    /// (e.g. after raising a limit); without it they are left alone.
+    #[arg(long)]
+    pub retry_failed: bool,
 }
 
 impl BackfillArgs {
@@ -87,6 +91,7 @@ impl BackfillArgs {
             max_manifests: (self.max_manifests > 0).then_some(self.max_manifests),
             retry: self.retry,
             progress: !self.quiet,
+            retry_failed: self.retry_failed,
         })
     }
 }

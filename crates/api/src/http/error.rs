@@ -5,6 +5,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 use thumbfarm_shared::failure::public_reason;
+use thumbfarm_shared::store::StoreError;
 
 /// The header that says why a request was refused or failed.
 pub const REASON_HEADER: HeaderName = HeaderName::from_static("x-thumbfarm-reason");
@@ -182,9 +183,27 @@ pub enum ApiError {
         /// The configured limit.
         limit: u64,
     },
+    /// The asset's manifest is damaged (not valid JSON): re-ingesting the
+    /// original repairs it.
+    #[error("manifest damaged: re-ingest the original to repair it")]
+    DamagedManifest,
     /// The store or the queue failed.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
+}
+
+impl ApiError {
+    /// The answer for a manifest that could not be read: 422 for a damaged
+    /// one (its detail logged), 503 otherwise.
+    pub fn from_manifest_read(e: StoreError) -> Self {
+        match e {
+            StoreError::Corrupt { key, message } => {
+                tracing::error!(%key, %message, "damaged manifest: re-ingest the original to repair it");
+                ApiError::DamagedManifest
+            }
+            other => ApiError::Unavailable(other.to_string()),
+        }
+    }
 }
 
 impl ApiError {
@@ -195,6 +214,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::DamagedManifest => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

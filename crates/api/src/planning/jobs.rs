@@ -182,6 +182,35 @@ pub fn backfill_jobs(
     jobs
 }
 
+/// The jobs that try again the outputs of `manifest` whose failures were
+/// just cleared (`failed`: `image`, a size name, `avc`): the pre-generated
+/// sizes it does not list on `render.bulk` when an image output had failed,
+/// and the transcode when `avc` had.
+pub fn retry_jobs(limits: &SizeLimits, manifest: &Manifest, failed: &[String]) -> Vec<PlannedJob> {
+    let mut jobs = Vec::new();
+    if failed.iter().any(|o| o != AVC) {
+        let mut missing: Vec<Size> = limits
+            .pregenerated()
+            .into_iter()
+            .filter(|s| !has_output(manifest, *s))
+            .collect();
+        if manifest.has_dimensions() {
+            missing = sizes::render_set(&missing, manifest.width, manifest.height);
+        }
+        // Sizes asked for on demand that failed are tried again too.
+        missing.extend(failed.iter().filter_map(|o| o.parse::<Size>().ok()));
+        missing.sort();
+        missing.dedup();
+        if !missing.is_empty() {
+            jobs.push(render(routing::RENDER_BULK, manifest.into(), missing));
+        }
+    }
+    if failed.iter().any(|o| o == AVC) {
+        jobs.push(transcode(manifest.into()));
+    }
+    jobs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,5 +309,28 @@ mod tests {
         assert_eq!(jobs.len(), 2);
         assert_eq!(jobs[0].sizes(), &[Size::Tile100]);
         assert!(backfill_jobs(&m, Vec::new(), false).is_empty());
+    }
+
+    #[test]
+    fn a_retry_plans_exactly_the_outputs_that_had_failed() {
+        let limits = SizeLimits::default();
+        let image = manifest(4000, 3000, "image/jpeg");
+        let jobs = retry_jobs(&limits, &image, &["image".to_string()]);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].routing_key(), routing::RENDER_BULK);
+        assert_eq!(
+            jobs[0].sizes(),
+            sizes::render_set(&limits.pregenerated(), 4000, 3000).as_slice()
+        );
+        let video = manifest(640, 360, "video/mp4");
+        let jobs = retry_jobs(&limits, &video, &[AVC.to_string()]);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].routing_key(), routing::TRANSCODE);
+        let jobs = retry_jobs(&limits, &image, &["fit_7680".to_string()]);
+        assert!(
+            jobs[0].sizes().contains(&Size::Fit7680),
+            "an on-demand size too"
+        );
+        assert!(retry_jobs(&limits, &image, &[]).is_empty());
     }
 }

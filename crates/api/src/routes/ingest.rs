@@ -4,13 +4,16 @@
 //! the original is stored under `originals/…/<sha1>.<ext>`, its manifest
 //! written (dimensions 0 until the worker knows them), and the
 //! pre-generation jobs published. Uploading bytes that are already known is a
-//! no-op that answers 200 with the same hash.
+//! no-op that answers 200 with the same hash, except that it clears the
+//! asset's recorded failures and renders those outputs again, and that it
+//! replaces a damaged manifest.
 
 use crate::http::auth::check_api_key;
 use crate::http::error::ApiError;
 use crate::planning::jobs;
 use crate::routes::manifests::load_manifest;
 use crate::routes::previews::{preview_list, Preview};
+use crate::services::failures::retry_failed;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -24,6 +27,7 @@ use thumbfarm_shared::manifest::{
     is_camera_raw, media_type_for_extension, sniff_media_type, Manifest,
 };
 use thumbfarm_shared::messages::SourceRef;
+use thumbfarm_shared::store::StoreError;
 use tokio::io::AsyncWriteExt;
 
 /// Query parameters of the ingest route.
@@ -224,13 +228,31 @@ async fn ingest_inner(
     let hash = received.hash;
     let unavailable = |e: &dyn std::fmt::Display| ApiError::Unavailable(e.to_string());
 
-    if let Some(manifest) = load_manifest(state, &hash)
-        .await
-        .map_err(|e| unavailable(&e))?
-    {
-        tracing::info!(%hash, "upload of a known asset");
-        state.metrics().ingest("known");
-        return Ok(answer(state, &manifest, false));
+    match load_manifest(state, &hash).await {
+        Ok(Some(manifest)) => {
+            // The same bytes again: a no-op, except that outputs which failed
+            // permanently are tried again (an operator may have fixed why).
+            let retried = retry_failed(state, &manifest)
+                .await
+                .map_err(|e| unavailable(&e))?;
+            tracing::info!(%hash, cleared = ?retried.cleared, "upload of a known asset");
+            state.metrics().ingest("known");
+            let manifest = if retried.cleared.is_empty() {
+                manifest
+            } else {
+                load_manifest(state, &hash)
+                    .await
+                    .map_err(|e| unavailable(&e))?
+                    .unwrap_or(manifest)
+            };
+            return Ok(answer(state, &manifest, false));
+        }
+        Ok(None) => {}
+        // A damaged manifest is replaced by the fresh one below.
+        Err(StoreError::Corrupt { key, message }) => {
+            tracing::warn!(%hash, %key, %message, "replacing a damaged manifest");
+        }
+        Err(e) => return Err(unavailable(&e)),
     }
 
     let (media_type, ext) = classify(&received.head, name.as_deref());

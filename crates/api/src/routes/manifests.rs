@@ -17,7 +17,8 @@ pub async fn load_manifest(
 }
 
 /// The manifest of `hash` from the hot cache or the store (then cached):
-/// 404 when the asset is unknown, 503 when the store fails.
+/// 404 when the asset is unknown, 422 when it is damaged (not valid JSON:
+/// re-ingesting the original repairs it), 503 when the store fails.
 pub async fn cached_manifest(
     state: &AppState,
     hash: &AssetHash,
@@ -28,11 +29,26 @@ pub async fn cached_manifest(
     let loaded = Arc::new(
         load_manifest(state, hash)
             .await
-            .map_err(|e| unavailable(state, "reading manifest", e))?
+            .map_err(|e| manifest_error(state, e))?
             .ok_or(ThumbError::UnknownAsset)?,
     );
     state.cache().put_manifest(Arc::clone(&loaded));
     Ok(loaded)
+}
+
+/// The answer for a manifest that could not be read: a damaged one is a
+/// permanent failure of the asset (logged once per request with its key),
+/// anything else a 503.
+pub fn manifest_error(state: &AppState, e: StoreError) -> ThumbError {
+    match e {
+        StoreError::Corrupt { key, message } => {
+            tracing::error!(%key, %message, "damaged manifest: re-ingest the original to repair it");
+            ThumbError::Failed {
+                reason: format!("manifest damaged: {message}"),
+            }
+        }
+        other => unavailable(state, "reading manifest", other),
+    }
 }
 
 /// A 503 for a store or queue that failed (the detail goes to the log).

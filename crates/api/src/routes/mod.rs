@@ -1,6 +1,8 @@
-//! The HTTP routes: thumbnails, videos, preview lists, ingest, the status
+//! The HTTP routes: thumbnails, videos, preview lists, ingest, retrying an
+//! asset's failures, the status
 //! page and the operations endpoints. Each handler reads [`AppState`](crate::state::AppState).
 
+pub mod assets;
 pub mod ingest;
 pub mod manifests;
 pub mod ops;

@@ -31,6 +31,11 @@ pub struct Preview {
     pub href: String,
     /// Whether width == height.
     pub square: bool,
+    /// Set when this size failed permanently (a generic reason; the worker's
+    /// own is on the keyed status page and in the logs): its URL answers 422
+    /// until the failure is cleared (`POST /api/v1/assets/{hash}/retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 /// The previews available for an asset: every size within the dynamic limit
@@ -77,6 +82,9 @@ pub fn preview_list(
             height,
             href: thumb_url(tokens, public_url, &manifest.hash, resolved),
             square: width == height,
+            failed: manifest
+                .failure_for(resolved.name())
+                .map(|f| f.kind.public_text().to_string()),
         });
     }
     out
@@ -95,7 +103,7 @@ pub async fn preview_list_handler(
     let hash = AssetHash::parse(&hash).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let manifest = load_manifest(state, &hash)
         .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .map_err(ApiError::from_manifest_read)?
         .ok_or(ApiError::NotFound)?;
     let list = preview_list(
         state.tokens(),
@@ -127,27 +135,17 @@ pub async fn preview_list_route(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
-    use thumbfarm_shared::messages::{SourceRef, V1};
+    use thumbfarm_shared::messages::SourceRef;
 
     fn manifest(w: u32, h: u32) -> Manifest {
-        Manifest {
-            v: V1,
-            hash: AssetHash::of_bytes(b"x"),
-            original: SourceRef {
-                bucket: None,
-                key: "originals/x.jpg".into(),
-            },
-            media_type: "image/jpeg".into(),
-            bytes: 1,
-            width: w,
-            height: h,
-            duration_ms: None,
-            hdr: None,
-            outputs: BTreeMap::new(),
-            created_at: String::new(),
-            updated_at: String::new(),
-        }
+        let source = SourceRef {
+            bucket: None,
+            key: "originals/x.jpg".into(),
+        };
+        let mut m = Manifest::new(AssetHash::of_bytes(b"x"), source, "image/jpeg", 1);
+        m.width = w;
+        m.height = h;
+        m
     }
 
     #[test]

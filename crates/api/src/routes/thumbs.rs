@@ -101,7 +101,16 @@ async fn serve_thumbnail(
     }
     state.metrics().cache(false);
 
-    // A miss: render on demand and wait.
+    // A miss. An output that failed permanently is not tried again until
+    // an operator clears the failure (re-ingest, retry, backfill).
+    if let Some(failure) = manifest.failure_for(target.name()) {
+        state.metrics().suppressed(failure_output(target.name()));
+        return Err(ThumbError::Failed {
+            reason: failure.reason.clone(),
+        });
+    }
+
+    // Render on demand and wait.
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + state.options().wait_timeout;
     let finish = |outcome, result| {
@@ -134,7 +143,12 @@ async fn serve_thumbnail(
             Signal::Failed {
                 reason,
                 permanent: true,
-            } => return finish(WaitOutcome::Failed, Err(ThumbError::Failed { reason })),
+            } => {
+                // The worker recorded the failure in the manifest: read it
+                // again next time, so later requests answer 422 at once.
+                state.cache().forget_manifest(&hash);
+                return finish(WaitOutcome::Failed, Err(ThumbError::Failed { reason }));
+            }
             Signal::Failed {
                 reason,
                 permanent: false,
@@ -163,6 +177,16 @@ async fn serve_thumbnail(
                 }
             }
         }
+    }
+}
+
+/// The failure-record output a request for `output` is suppressed by, as a
+/// bounded metrics label.
+pub(crate) fn failure_output(output: &str) -> &'static str {
+    if output == thumbfarm_shared::keys::AVC {
+        thumbfarm_shared::keys::AVC
+    } else {
+        thumbfarm_shared::manifest::IMAGE_OUTPUT
     }
 }
 

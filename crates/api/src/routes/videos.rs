@@ -107,7 +107,16 @@ async fn serve_video(
         return respond(state, &key, meta, method, headers).await;
     }
 
-    // Missing: enqueue (or join) the transcode.
+    // Missing. A transcode that failed permanently is not tried again
+    // until an operator clears the failure.
+    if let Some(failure) = manifest.failure_for(AVC) {
+        state.metrics().suppressed(AVC);
+        return Err(ThumbError::Failed {
+            reason: failure.reason.clone(),
+        });
+    }
+
+    // Enqueue (or join) the transcode.
     let mut ticket = state
         .coordinator()
         .request_transcode(&manifest)
@@ -126,7 +135,10 @@ async fn serve_video(
             Signal::Failed {
                 reason,
                 permanent: true,
-            } => return Err(ThumbError::Failed { reason }),
+            } => {
+                state.cache().forget_manifest(&hash);
+                return Err(ThumbError::Failed { reason });
+            }
             Signal::Failed { reason, .. } => {
                 return Err(unavailable(state, "transcode failed", reason))
             }

@@ -159,6 +159,13 @@ impl HotCache {
         manifests.get(hash, Instant::now())
     }
 
+    /// Drops the cached manifest of `hash` (it changed: a failure was
+    /// recorded or cleared).
+    pub fn forget_manifest(&self, hash: &AssetHash) {
+        let mut manifests = self.manifests.lock().unwrap_or_else(|e| e.into_inner());
+        manifests.remove(hash);
+    }
+
     /// Keeps a manifest whose pixel size is known.
     pub fn put_manifest(&self, manifest: Arc<Manifest>) {
         if !self.enabled || !manifest.has_dimensions() {

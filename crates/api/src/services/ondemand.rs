@@ -10,6 +10,7 @@
 //! come from another job (a bulk job, another replica's job), a woken waiter
 //! must check the store again before it serves.
 
+use crate::metrics::Metrics;
 use crate::planning::jobs;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -57,7 +58,16 @@ struct Shared {
     inflight: Mutex<HashMap<AssetHash, Inflight>>,
     /// Transcodes in flight, by asset (the format is always `avc`).
     transcodes: Mutex<HashMap<AssetHash, TranscodeInflight>>,
+    /// Renders that just failed for good, by asset: a request that read the
+    /// manifest before the worker recorded the failure must not publish the
+    /// job again (see [`FAILURE_MEMORY`]).
+    failed: Mutex<HashMap<AssetHash, (String, Instant)>>,
 }
+
+/// How long a permanent render failure answers requests from memory: long
+/// enough to cover a request that read the manifest just before the worker
+/// recorded the failure in it; later requests find it in the manifest.
+const FAILURE_MEMORY: Duration = Duration::from_secs(10);
 
 /// The transcode in flight for one asset.
 struct TranscodeInflight {
@@ -75,6 +85,18 @@ impl Shared {
 
     fn transcodes(&self) -> MutexGuard<'_, HashMap<AssetHash, TranscodeInflight>> {
         self.transcodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn failed(&self) -> MutexGuard<'_, HashMap<AssetHash, (String, Instant)>> {
+        self.failed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The reason of a permanent render failure of `hash` seen within
+    /// [`FAILURE_MEMORY`].
+    fn recent_failure(&self, hash: &AssetHash) -> Option<String> {
+        let mut failed = self.failed();
+        failed.retain(|_, (_, at)| at.elapsed() < FAILURE_MEMORY);
+        failed.get(hash).map(|(reason, _)| reason.clone())
     }
 
     /// Fans one event out to the waiters of its asset.
@@ -125,6 +147,9 @@ impl Shared {
             } => {
                 if let Some(entry) = map.remove(&hash) {
                     tracing::debug!(%hash, %reason, permanent, "failed event");
+                    if permanent {
+                        self.failed().insert(hash, (reason.clone(), Instant::now()));
+                    }
                     entry.tx.send_replace(Signal::Failed { reason, permanent });
                 }
             }
@@ -180,6 +205,7 @@ pub struct Coordinator {
     /// lost, or its event was).
     republish_after: Duration,
     cancel: CancellationToken,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -199,8 +225,15 @@ pub const BINDINGS: [&str; 3] = ["rendered.*", "transcoded.*", "failed.*"];
 impl Coordinator {
     /// A coordinator publishing on `queue`. A job whose event did not come
     /// within `republish_after` is published again by the next request.
-    pub fn new(queue: Arc<dyn Queue>, limits: SizeLimits, republish_after: Duration) -> Self {
+    /// Every published job is counted in `metrics`.
+    pub fn new(
+        queue: Arc<dyn Queue>,
+        limits: SizeLimits,
+        republish_after: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Coordinator {
+            metrics,
             queue,
             limits,
             shared: Arc::new(Shared::default()),
@@ -251,6 +284,18 @@ impl Coordinator {
     /// `manifest` has its dimensions) and returns the ticket to wait on.
     pub async fn request(&self, manifest: &Manifest, target: Size) -> Result<Ticket, QueueError> {
         let hash = manifest.hash;
+        if let Some(reason) = self.shared.recent_failure(&hash) {
+            let (_tx, mut rx) = watch::channel(Signal::Failed {
+                reason,
+                permanent: true,
+            });
+            // Answered at once: the first `next()` returns the failure.
+            rx.mark_changed();
+            return Ok(Ticket {
+                rx,
+                published: false,
+            });
+        }
         // What to publish, decided under the lock; published after it.
         let (ticket, job, id) = {
             let mut map = self.shared.lock();
@@ -336,6 +381,7 @@ impl Coordinator {
         };
         match result {
             Ok(()) => {
+                self.metrics.job_published(job.routing_key());
                 tracing::debug!(%hash, %target, "published on-demand job");
                 Ok(ticket)
             }
@@ -421,8 +467,15 @@ impl Coordinator {
             }
             return Err(e);
         }
+        self.metrics.job_published(job.routing_key());
         tracing::debug!(%hash, "published transcode job");
         Ok(ticket)
+    }
+
+    /// Forgets a permanent failure of `hash` seen on the event stream (its
+    /// record was cleared: the next request renders again).
+    pub fn forget_failure(&self, hash: &AssetHash) {
+        self.shared.failed().remove(hash);
     }
 
     /// Assets with a job in flight (for tests and debugging).
@@ -548,5 +601,25 @@ mod tests {
             reason: "x".into(),
             permanent: true,
         });
+    }
+
+    #[test]
+    fn a_permanent_failure_is_remembered_for_late_requests() {
+        let shared = Shared::default();
+        let hash = AssetHash::of_bytes(b"late");
+        let (e, _rx) = entry(vec![Size::Tile224], true);
+        shared.lock().insert(hash, e);
+        shared.dispatch(Event::Failed {
+            v: V1,
+            hash,
+            reason: "cannot decode".into(),
+            permanent: true,
+        });
+        assert_eq!(
+            shared.recent_failure(&hash).as_deref(),
+            Some("cannot decode")
+        );
+        let other = AssetHash::of_bytes(b"other");
+        assert_eq!(shared.recent_failure(&other), None);
     }
 }

@@ -6,12 +6,11 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
 use bytes::Bytes;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use thumbfarm_api::{router, ApiOptions, AppState};
 use thumbfarm_shared::manifest::Manifest;
-use thumbfarm_shared::messages::{Event, SourceRef, V1};
+use thumbfarm_shared::messages::{Event, SourceRef};
 use thumbfarm_shared::queue::{publish_json, Exchange, MemoryQueue, Queue, QueueName};
 use thumbfarm_shared::sizes::{Size, SizeLimits};
 use thumbfarm_shared::store::{LocalStore, Store};
@@ -81,23 +80,13 @@ pub fn hash_of(seed: &str) -> AssetHash {
 impl Harness {
     /// Stores a manifest for an asset of `w`×`h` (0 = unknown).
     pub async fn put_asset(&self, hash: AssetHash, w: u32, h: u32) -> Manifest {
-        let manifest = Manifest {
-            v: V1,
-            hash,
-            original: SourceRef {
-                bucket: None,
-                key: self.layout.original(&hash, "jpg"),
-            },
-            media_type: "image/jpeg".into(),
-            bytes: 100,
-            width: w,
-            height: h,
-            duration_ms: None,
-            hdr: None,
-            outputs: BTreeMap::new(),
-            created_at: String::new(),
-            updated_at: String::new(),
+        let source = SourceRef {
+            bucket: None,
+            key: self.layout.original(&hash, "jpg"),
         };
+        let mut manifest = Manifest::new(hash, source, "image/jpeg", 100);
+        manifest.width = w;
+        manifest.height = h;
         self.store
             .put(
                 &self.layout.manifest(&hash),

@@ -21,6 +21,23 @@ pub enum StoreError {
     /// The store could not be reached or failed; retrying may help.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The store refuses because of how thumbfarm is configured (access
+    /// denied, no such bucket, bad credentials): retrying the same call
+    /// cannot help until an operator fixes the configuration.
+    #[error("store misconfigured: {0}")]
+    Config(String),
+    /// A conditional write found the object changed since it was read.
+    #[error("changed meanwhile: {0}")]
+    Conflict(String),
+    /// The object exists but its content is not what it should be (a
+    /// manifest that is not valid JSON).
+    #[error("corrupt object {key}: {message}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A local I/O error.
     #[error("store I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -101,6 +118,22 @@ pub trait Store: Send + Sync + 'static {
     /// Reads a whole object.
     async fn get(&self, key: &str) -> Result<Bytes, StoreError>;
 
+    /// Reads a whole object and its entity tag, for a conditional write
+    /// back ([`Store::put_if`]).
+    async fn get_versioned(&self, key: &str) -> Result<(Bytes, String), StoreError>;
+
+    /// Stores `body` under `key` only when the object is as it was read:
+    /// its entity tag is `if_match`, or, with `None`, it does not exist yet.
+    /// Otherwise [`StoreError::Conflict`]. S3 servers without conditional
+    /// writes ignore the condition (the write then simply replaces).
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        if_match: Option<&str>,
+    ) -> Result<ObjectMeta, StoreError>;
+
     /// Streams an object, or an inclusive byte range of it (clamped to the
     /// object's end; a start past the end is `RangeNotSatisfiable`).
     async fn get_stream(
@@ -151,18 +184,36 @@ pub fn validate_key(key: &str) -> Result<(), StoreError> {
     }
 }
 
-/// Reads the whole object and parses it as JSON; `Ok(None)` when missing.
+/// Reads the whole object and parses it as JSON; `Ok(None)` when missing,
+/// [`StoreError::Corrupt`] when it is not the JSON expected.
 pub async fn get_json<T: serde::de::DeserializeOwned>(
     store: &dyn Store,
     key: &str,
 ) -> Result<Option<T>, StoreError> {
     match store.get(key).await {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| StoreError::Unavailable(format!("corrupt JSON at {key}: {e}"))),
+        Ok(bytes) => parse_json(key, &bytes).map(Some),
         Err(StoreError::NotFound(_)) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// [`get_json`] with the object's entity tag, for a conditional write back.
+pub async fn get_json_versioned<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    key: &str,
+) -> Result<Option<(T, String)>, StoreError> {
+    match store.get_versioned(key).await {
+        Ok((bytes, etag)) => parse_json(key, &bytes).map(|v| Some((v, etag))),
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: key.to_string(),
+        message: format!("not valid JSON: {e}"),
+    })
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use std::fs;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::path::{Component, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 use tokio_util::io::ReaderStream;
 
@@ -28,6 +29,9 @@ const CHUNK_SIZE: usize = 64 * 1024;
 /// A store under a local directory.
 pub struct LocalStore {
     root: PathBuf,
+    /// Serialises conditional writes ([`Store::put_if`]): compare and
+    /// replace happen under it. One process owns a local store.
+    conditional: Arc<Mutex<()>>,
 }
 
 impl LocalStore {
@@ -35,7 +39,10 @@ impl LocalStore {
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         fs::create_dir_all(root)?;
         let root = fs::canonicalize(root)?;
-        Ok(LocalStore { root })
+        Ok(LocalStore {
+            root,
+            conditional: Arc::new(Mutex::new(())),
+        })
     }
 
     /// The (canonical) root directory.
@@ -413,6 +420,46 @@ impl Store for LocalStore {
             Ok(Bytes::from(buf))
         })
         .await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<(Bytes, String), StoreError> {
+        let path = self.resolve(key)?;
+        let key = key.to_string();
+        blocking(move || {
+            let (mut file, md) = open_object(&key, &path)?;
+            let mut buf = Vec::with_capacity(usize::try_from(md.len()).unwrap_or(0));
+            file.read_to_end(&mut buf)?;
+            Ok((Bytes::from(buf), etag_of(&md)))
+        })
+        .await
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        if_match: Option<&str>,
+    ) -> Result<ObjectMeta, StoreError> {
+        let path = self.resolve(key)?;
+        let lock = Arc::clone(&self.conditional);
+        let expected = if_match.map(str::to_string);
+        let name = key.to_string();
+        let md = blocking(move || {
+            let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let current = match fs::metadata(&path) {
+                Ok(md) if md.is_file() => Some(etag_of(&md)),
+                Ok(_) => None,
+                Err(e) if is_missing(&e) => None,
+                Err(e) => return Err(e.into()),
+            };
+            if current != expected {
+                return Err(StoreError::Conflict(name));
+            }
+            Ok(write_atomic(&path, |f| f.write_all(&body))?)
+        })
+        .await?;
+        Ok(meta_of(key, &md, Some(content_type.to_string())))
     }
 
     async fn get_stream(
@@ -941,5 +988,81 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    }
+
+    #[tokio::test]
+    async fn conditional_writes_and_concurrent_manifest_updates() {
+        use crate::manifest::{update_manifest, Manifest, OutputInfo};
+        let (_dir, store) = store();
+        let key = "meta/a/b/c/m.json";
+        store
+            .put_if(key, Bytes::from_static(b"1"), "application/json", None)
+            .await
+            .expect("create");
+        assert!(matches!(
+            store
+                .put_if(key, Bytes::from_static(b"2"), "application/json", None)
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        let (_, etag) = store.get_versioned(key).await.expect("versioned");
+        store
+            .put_if(
+                key,
+                Bytes::from_static(b"3"),
+                "application/json",
+                Some(&etag),
+            )
+            .await
+            .expect("on the version read");
+        assert!(matches!(
+            store
+                .put_if(
+                    key,
+                    Bytes::from_static(b"4"),
+                    "application/json",
+                    Some(&etag)
+                )
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+
+        let store = Arc::new(store);
+        let key = "meta/d/e/f/n.json";
+        let hash = crate::AssetHash::of_bytes(b"n");
+        let tasks: Vec<_> = (0..32u32)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let create = || {
+                        let source = crate::messages::SourceRef {
+                            bucket: None,
+                            key: "originals/n.jpg".into(),
+                        };
+                        Some(Manifest::new(hash, source, "image/jpeg", 1))
+                    };
+                    update_manifest(store.as_ref(), key, create, |m| {
+                        m.outputs.insert(
+                            format!("o{i}"),
+                            OutputInfo {
+                                key: format!("t/{i}"),
+                                width: i,
+                                height: i,
+                                bytes: 1,
+                            },
+                        );
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task").expect("update");
+        }
+        let m: Manifest = crate::store::get_json(store.as_ref(), key)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(m.outputs.len(), 32);
     }
 }

@@ -123,7 +123,39 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     if is_missing_bucket(&err) {
-        return StoreError::Unavailable(format!("S3 {op} {key}: bucket {bucket} does not exist"));
+        return StoreError::Config(format!("S3 {op} {key}: bucket {bucket} does not exist"));
+    }
+    // A conditional write that lost (412), or raced another one (409).
+    if status_of(&err) == Some(412)
+        || matches!(
+            err.code(),
+            Some("PreconditionFailed" | "ConditionalRequestConflict")
+        )
+    {
+        return StoreError::Conflict(key.to_string());
+    }
+    // Access denied, bad or unknown credentials, a malformed request: the
+    // configuration is wrong, retrying the call cannot help.
+    if matches!(
+        err.code(),
+        Some(
+            "AccessDenied"
+                | "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "InvalidBucketName"
+                | "AuthorizationHeaderMalformed"
+                | "AllAccessDisabled"
+                | "AccountProblem"
+        )
+    ) || status_of(&err) == Some(403)
+    {
+        // The code and message only: the SDK's full context is a page long
+        // and this goes to /readyz and the log.
+        let code = err.code().unwrap_or("HTTP 403");
+        let message = err.message().unwrap_or("access denied");
+        return StoreError::Config(format!(
+            "S3 {op} {key} in {bucket} refused: {code}: {message}"
+        ));
     }
     let not_found =
         status_of(&err) == Some(404) || matches!(err.code(), Some("NoSuchKey" | "NotFound"));
@@ -292,19 +324,27 @@ impl S3Store {
             || is_missing_bucket(&err)
             || matches!(err.code(), Some("NotFound"));
         if !missing {
-            let detail = match status_of(&err) {
-                Some(403) => "access denied (check the credentials)".to_string(),
-                Some(301) => {
-                    "the bucket is in another region, or needs path-style addressing".to_string()
+            // Refusals no retry can fix are configuration errors; anything
+            // else (no answer, 5xx) may pass.
+            let (config, detail) = match status_of(&err) {
+                Some(400 | 401 | 403) => {
+                    (true, "access denied (check the credentials)".to_string())
                 }
-                _ => DisplayErrorContext(&err).to_string(),
+                Some(301) => (
+                    true,
+                    "the bucket is in another region, or needs path-style addressing".to_string(),
+                ),
+                _ => (false, DisplayErrorContext(&err).to_string()),
             };
-            return Err(StoreError::Unavailable(format!(
-                "cannot reach S3 bucket {bucket} at {endpoint}: {detail}"
-            )));
+            let message = format!("cannot reach S3 bucket {bucket} at {endpoint}: {detail}");
+            return Err(if config {
+                StoreError::Config(message)
+            } else {
+                StoreError::Unavailable(message)
+            });
         }
         if !self.settings.create_bucket {
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::Config(format!(
                 "S3 bucket {bucket} does not exist at {endpoint} (create it, or enable bucket creation)"
             )));
         }
@@ -568,6 +608,57 @@ impl Store for S3Store {
         Ok(body.into_bytes())
     }
 
+    async fn get_versioned(&self, key: &str) -> Result<(Bytes, String), StoreError> {
+        validate_key(key)?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.settings.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.err("GET", key, e))?;
+        let etag = strip_etag(out.e_tag());
+        let body = out.body.collect().await.map_err(|e| body_error(key, e))?;
+        Ok((body.into_bytes(), etag))
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        if_match: Option<&str>,
+    ) -> Result<ObjectMeta, StoreError> {
+        validate_key(key)?;
+        let size = body.len() as u64;
+        let req = self
+            .client
+            .put_object()
+            .bucket(&self.settings.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_length(size as i64)
+            .body(SdkByteStream::from(body));
+        let req = match if_match {
+            Some(etag) => req.if_match(format!("\"{etag}\"")),
+            None => req.if_none_match("*"),
+        };
+        let out = req
+            .customize()
+            .config_override(upload_timeouts(size))
+            .send()
+            .await
+            .map_err(|e| self.err("PUT", key, e))?;
+        Ok(ObjectMeta {
+            key: key.to_string(),
+            size,
+            etag: strip_etag(out.e_tag()),
+            last_modified: None,
+            content_type: Some(content_type.to_string()),
+        })
+    }
+
     async fn get_stream(
         &self,
         key: &str,
@@ -774,11 +865,20 @@ impl Store for S3Store {
             .await
             .map(|_| ())
             .map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "S3 bucket {bucket} at {} is not reachable: {}",
-                    self.settings.endpoint_name(),
-                    DisplayErrorContext(&e)
-                ))
+                let endpoint = self.settings.endpoint_name();
+                match status_of(&e) {
+                    Some(404) => StoreError::Config(format!(
+                        "S3 bucket {bucket} at {endpoint} does not exist"
+                    )),
+                    Some(400 | 401 | 403) => StoreError::Config(format!(
+                        "S3 bucket {bucket} at {endpoint} refuses these credentials: {}",
+                        DisplayErrorContext(&e)
+                    )),
+                    _ => StoreError::Unavailable(format!(
+                        "S3 bucket {bucket} at {endpoint} is not reachable: {}",
+                        DisplayErrorContext(&e)
+                    )),
+                }
             })
     }
 

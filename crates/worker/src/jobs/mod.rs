@@ -11,9 +11,11 @@ mod render;
 mod transcode;
 
 pub use context::JobContext;
+pub use manifest::record_failure;
 pub use render::{render_job, RenderOutcome};
 pub use transcode::{transcode_job, TranscodeOutcome};
 
+use thumbfarm_shared::manifest::FailureRecord;
 use thumbfarm_shared::messages::{Event, Job, V1};
 use thumbfarm_shared::retry::WorkError;
 
@@ -22,7 +24,8 @@ use thumbfarm_shared::retry::WorkError;
 pub struct Done {
     /// The event to publish before the delivery is acked.
     pub event: Event,
-    /// The outcome label of the job metrics (`rendered`, `transcoded`, `skipped`).
+    /// The outcome label of the job metrics (`rendered`, `transcoded`,
+    /// `skipped`, `suppressed`: a recorded failure, nothing done).
     pub outcome: &'static str,
     /// A short summary for the log.
     pub summary: String,
@@ -33,6 +36,9 @@ pub async fn run(ctx: &JobContext<'_>, job: &Job) -> Result<Done, WorkError> {
     match job {
         Job::Render(job) => {
             let done = render_job(ctx, job).await?;
+            if let Some(record) = done.failed_before {
+                return Ok(suppressed(done.hash, record));
+            }
             Ok(Done {
                 outcome: if done.written.is_empty() {
                     "skipped"
@@ -53,6 +59,9 @@ pub async fn run(ctx: &JobContext<'_>, job: &Job) -> Result<Done, WorkError> {
         }
         Job::Transcode(job) => {
             let done = transcode_job(ctx, job).await?;
+            if let Some(record) = done.failed_before {
+                return Ok(suppressed(done.hash, record));
+            }
             Ok(Done {
                 outcome: if done.skipped() {
                     "skipped"
@@ -70,5 +79,21 @@ pub async fn run(ctx: &JobContext<'_>, job: &Job) -> Result<Done, WorkError> {
                 },
             })
         }
+    }
+}
+
+/// A job for an output whose failure is recorded: nothing is done, the
+/// failure is announced again (so that waiting requests answer at once) and
+/// the delivery is acked, not dead-lettered a second time.
+fn suppressed(hash: thumbfarm_shared::AssetHash, record: FailureRecord) -> Done {
+    Done {
+        outcome: "suppressed",
+        summary: format!("failed before ({}): {}", record.at, record.reason),
+        event: Event::Failed {
+            v: V1,
+            hash,
+            reason: record.reason,
+            permanent: true,
+        },
     }
 }

@@ -8,7 +8,7 @@ use super::manifest::{merge_manifest, read_manifest, OriginalFacts};
 use super::original::{check_bucket, fetch_original, hash_file};
 use crate::{render, video};
 use bytes::Bytes;
-use thumbfarm_shared::manifest::OutputInfo;
+use thumbfarm_shared::manifest::{FailureRecord, OutputInfo, IMAGE_OUTPUT};
 use thumbfarm_shared::messages::RenderJob;
 use thumbfarm_shared::retry::WorkError;
 use thumbfarm_shared::sizes::{self, Size};
@@ -23,6 +23,9 @@ pub struct RenderOutcome {
     pub stored: Vec<Size>,
     /// The sizes rendered and written by this job.
     pub written: Vec<Size>,
+    /// Set when the asset's render failed for good before (a recorded
+    /// failure): the job did nothing.
+    pub failed_before: Option<FailureRecord>,
 }
 
 impl From<render::RenderError> for WorkError {
@@ -55,10 +58,19 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
         ));
     }
 
-    // With a known hash and known dimensions, skip the download when every
+    // With a known hash: do nothing for an asset whose render failed for
+    // good (until that failure is cleared), and skip the download when every
     // output is already stored.
     if let (Some(hash), false) = (job.hash, job.force) {
         if let Some(m) = read_manifest(ctx, &hash).await? {
+            if let Some(record) = m.failures.get(IMAGE_OUTPUT) {
+                return Ok(RenderOutcome {
+                    hash,
+                    stored: Vec::new(),
+                    written: Vec::new(),
+                    failed_before: Some(record.clone()),
+                });
+            }
             if m.has_dimensions() {
                 let needed = sizes::render_set(&wanted, m.width, m.height);
                 if missing_outputs(ctx, &hash, &needed).await?.is_empty() {
@@ -66,6 +78,7 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
                         hash,
                         stored: needed,
                         written: Vec::new(),
+                        failed_before: None,
                     });
                 }
             }
@@ -161,7 +174,8 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
         if result.hdr.is_some() {
             m.hdr = result.hdr.clone();
         }
-        m.outputs.extend(outputs);
+        m.outputs.extend(outputs.iter().cloned());
+        m.failures.remove(IMAGE_OUTPUT);
     })
     .await?;
 
@@ -169,6 +183,7 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
         hash,
         stored,
         written,
+        failed_before: None,
     })
 }
 

@@ -8,12 +8,12 @@
 //! redelivered job starts from scratch.
 
 use super::context::JobContext;
-use super::manifest::{merge_manifest, OriginalFacts};
+use super::manifest::{merge_manifest, read_manifest, OriginalFacts};
 use super::original::{check_bucket, fetch_original, hash_file};
 use crate::video::{self, metrics::VideoMetrics, TranscodeResult, VideoError};
 use std::time::Instant;
 use thumbfarm_shared::keys::AVC;
-use thumbfarm_shared::manifest::OutputInfo;
+use thumbfarm_shared::manifest::{FailureRecord, OutputInfo};
 use thumbfarm_shared::messages::{Event, TranscodeJob, V1};
 use thumbfarm_shared::queue::{publish_json, Exchange};
 use thumbfarm_shared::retry::WorkError;
@@ -28,8 +28,12 @@ pub struct TranscodeOutcome {
     pub hash: AssetHash,
     /// The store key of the AVC MP4.
     pub key: String,
-    /// What was done; `None` when the MP4 already existed (skipped).
+    /// What was done; `None` when the MP4 already existed (skipped) or the
+    /// transcode failed for good before.
     pub result: Option<TranscodeResult>,
+    /// Set when the asset's transcode failed for good before (a recorded
+    /// failure): the job did nothing.
+    pub failed_before: Option<FailureRecord>,
 }
 
 impl TranscodeOutcome {
@@ -75,11 +79,23 @@ pub async fn transcode_job(
     check_bucket(ctx, &job.source)?;
     if let (Some(hash), false) = (job.hash, job.force) {
         let key = opts.layout.video(&hash);
+        if let Some(record) = read_manifest(ctx, &hash)
+            .await?
+            .and_then(|m| m.failures.get(AVC).cloned())
+        {
+            return Ok(TranscodeOutcome {
+                hash,
+                key,
+                result: None,
+                failed_before: Some(record),
+            });
+        }
         if video_exists(ctx, &key).await? {
             return Ok(TranscodeOutcome {
                 hash,
                 key,
                 result: None,
+                failed_before: None,
             });
         }
     }
@@ -95,6 +111,7 @@ pub async fn transcode_job(
                     hash: h,
                     key,
                     result: None,
+                    failed_before: None,
                 });
             }
             h
@@ -145,6 +162,7 @@ pub async fn transcode_job(
         m.width = result.source.width;
         m.height = result.source.height;
         m.duration_ms = Some((result.source.duration * 1000.0).round() as u64);
+        m.failures.remove(AVC);
         m.outputs.insert(
             AVC.to_string(),
             OutputInfo {
@@ -161,6 +179,7 @@ pub async fn transcode_job(
         hash,
         key,
         result: Some(result),
+        failed_before: None,
     })
 }
 
