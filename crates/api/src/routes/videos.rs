@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use std::time::Duration;
 use thumbfarm_shared::keys::AVC;
-use thumbfarm_shared::manifest::Manifest;
+use thumbfarm_shared::manifest::{Manifest, VideoKind};
 use thumbfarm_shared::store::{ObjectMeta, StoreError};
 use thumbfarm_shared::tokens::{Subject, TokenPolicy};
 use thumbfarm_shared::AssetHash;
@@ -64,9 +64,25 @@ pub fn video_token_allows(
     }
 }
 
-/// Whether a transcode of this asset can be made: videos and (animated) GIFs.
+/// Whether a transcode of this asset can be made: videos, (animated) GIFs,
+/// and stills with a video (motion photos, linked Live Photos, animations).
 fn can_transcode(manifest: &Manifest) -> bool {
-    manifest.is_video() || manifest.media_type == "image/gif"
+    manifest.video_kind().is_some()
+}
+
+/// The asset whose transcode serves `manifest`'s video: a linked Live
+/// Photo's MOV (its video is stored once, under the MOV's hash), else the
+/// asset itself.
+async fn video_asset(state: &AppState, manifest: Manifest) -> Result<Manifest, ThumbError> {
+    let linked = manifest
+        .video
+        .as_ref()
+        .filter(|v| v.kind == VideoKind::LivePhoto)
+        .and_then(|v| v.source_hash);
+    match linked {
+        Some(mov) => Ok((*cached_manifest(state, &mov).await?).clone()),
+        None => Ok(manifest),
+    }
 }
 
 /// Whether a request for a missing transcode of `manifest` waits for it.
@@ -102,6 +118,8 @@ async fn serve_video(
     if !can_transcode(&manifest) {
         return Err(ThumbError::NotVideo);
     }
+    let manifest = video_asset(state, (*manifest).clone()).await?;
+    let hash = manifest.hash;
     let key = state.layout().video(&hash);
     if let Some(meta) = head(state, &key).await? {
         return respond(state, &key, meta, method, headers).await;

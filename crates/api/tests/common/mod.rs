@@ -94,6 +94,7 @@ impl Harness {
             height: h,
             duration_ms: None,
             hdr: None,
+            video: None,
             outputs: BTreeMap::new(),
             created_at: String::new(),
             updated_at: String::new(),
