@@ -234,7 +234,16 @@ pub fn document() -> Value {
                         "width": { "type": "integer" },
                         "height": { "type": "integer" },
                         "href": { "type": "string" },
-                        "square": { "type": "boolean" }
+                        "square": { "type": "boolean" },
+                        "video": {
+                            "type": "object",
+                            "description": "present when the asset has a video (the same on every entry)",
+                            "required": ["kind", "href"],
+                            "properties": {
+                                "kind": { "type": "string", "enum": ["video", "motion_photo", "live_photo", "animation"] },
+                                "href": { "type": "string", "description": "the AVC MP4 at the asset's own hash" }
+                            }
+                        }
                     }
                 },
                 "Status": {

@@ -53,9 +53,10 @@ fn fast() -> VideoOptions {
 }
 
 fn worker_options() -> WorkerOptions {
-    let mut opts = WorkerOptions::default();
-    opts.video = fast();
-    opts
+    WorkerOptions {
+        video: fast(),
+        ..WorkerOptions::default()
+    }
 }
 
 fn later() -> Instant {

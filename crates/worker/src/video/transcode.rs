@@ -625,7 +625,7 @@ pub(crate) fn transcode(
         errors: 0,
         span: Span::default(),
         max_frames: animation.then_some(opts.max_animation_frames),
-        max_seconds: animation.then(|| opts.max_animation_duration.as_secs_f64()),
+        max_seconds: animation.then_some(opts.max_animation_duration.as_secs_f64()),
     };
 
     let mut audio = match probe.audio_index {
