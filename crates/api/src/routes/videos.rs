@@ -2,7 +2,9 @@
 //! streamed with `Range` support.
 //!
 //! The hash and token are checked as for thumbnails (400, 403); an unknown
-//! format is 404, as is an asset that is neither a video nor a GIF. A stored
+//! format is 404, as is an asset without a video (a video, a GIF, or a still
+//! whose manifest names one: motion photo, animation, linked Live Photo,
+//! whose MOV's transcode is served). A stored
 //! transcode is served with `Accept-Ranges: bytes`: one range is 206 with
 //! `Content-Range`, a range past the end is 416, several ranges get the whole
 //! file (200). A missing transcode is enqueued on `transcode` (one job per
