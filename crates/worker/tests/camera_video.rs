@@ -424,6 +424,10 @@ fn live_photo_halves_carry_the_same_identifier() {
         Some(LIVE_ID)
     );
     assert_eq!(photo_content_id(&read(PIXEL)), None);
+    // iPhone HEICs with an Apple MakerNote but no Live Photo: no identifier.
+    for rel in ["seed/iphone_15_pro.heic", "photos/iphone_13_pro_max.HEIC"] {
+        assert_eq!(photo_content_id(&read(rel)), None, "{rel}");
+    }
     assert_eq!(video_content_id(&corpus("seed/earth.mov")), None);
 }
 

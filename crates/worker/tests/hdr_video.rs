@@ -388,3 +388,43 @@ fn sdr_sources_are_not_hdr() {
     let probe = probe_file(&corpus("ext/video/pixel7_videoOnly_cleaned.mp4"), &fast()).unwrap();
     assert_eq!(probe.hdr, None);
 }
+
+/// The cost of the tone map on a poster (docs/benchmarks.md): the HDR10
+/// clip's poster vs the same frame made SDR first. A measurement, not a
+/// check: `cargo test -p thumbfarm-worker --test hdr_video -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn poster_tone_map_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = corpus(HDR10);
+    let sdr = dir.path().join("sdr.mp4");
+    run(Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&src)
+        .args([
+            "-vf",
+            &format!("{},format=yuv420p10le", reference_graph("hable")),
+            "-c:v",
+            "libx265",
+            "-x265-params",
+            "log-level=error",
+            "-color_primaries",
+            "bt709",
+            "-color_trc",
+            "bt709",
+            "-colorspace",
+            "bt709",
+        ])
+        .arg(&sdr));
+    for (name, path) in [("HDR10 (tone-mapped)", &src), ("same frame as SDR", &sdr)] {
+        let mut times: Vec<f64> = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                extract_poster(path, &fast()).expect("poster");
+                t.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        println!("{name}: poster {:.0} ms (median of 5)", times[2]);
+    }
+}
