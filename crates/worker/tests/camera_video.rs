@@ -610,3 +610,27 @@ async fn animated_stills_are_recorded_and_transcoded() {
         other => panic!("expected a permanent failure, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_motion_photo_with_a_shortened_video_fails_for_good() {
+    // androidx shortened this Pixel 4 XL motion photo: the MP4's header is
+    // there (1024x768 H.264, 38 samples), its media data is not.
+    let dir = tempfile::tempdir().unwrap();
+    let photo = read("ext/photos/pixel4xl_motion_photo.jpg");
+    let found = find_embedded_video(&photo).unwrap().expect("found");
+    assert_eq!(found.length, 8730);
+    let (store, srcs) = store_with(dir.path(), &[(&photo, "jpg")]).await;
+    let opts = worker_options();
+    let ctx = JobContext::new(&opts, &store);
+    let (hash, source) = &srcs[0];
+    match transcode_job(&ctx, &transcode(*hash, source)).await {
+        Err(WorkError::Permanent(reason)) => {
+            assert!(reason.contains("cannot decode video"), "{reason}")
+        }
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+    assert!(!dir
+        .path()
+        .join(thumbfarm_shared::KeyLayout::default().video(hash))
+        .exists());
+}
