@@ -20,9 +20,15 @@ pub static BROKER_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new((
 
 /// The test corpus (`../shared/corpus`, or `THUMBFARM_CORPUS`).
 pub fn corpus() -> PathBuf {
-    std::env::var_os("THUMBFARM_CORPUS")
+    let dir = std::env::var_os("THUMBFARM_CORPUS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
+    assert!(
+        dir.is_dir(),
+        "test input missing: corpus not found at {} (set THUMBFARM_CORPUS)",
+        dir.display()
+    );
+    dir
 }
 
 /// A file of the corpus; fails the test, naming `THUMBFARM_CORPUS`, when it

@@ -258,7 +258,16 @@ pub fn document() -> Value {
                         "height": { "type": "integer" },
                         "href": { "type": "string" },
                         "square": { "type": "boolean" },
-                        "failed": { "type": "string", "description": "Set when this size failed permanently (generic reason); its URL answers 422 until retried." }
+                        "failed": { "type": "string", "description": "Set when this size failed permanently (generic reason); its URL answers 422 until retried." },
+                        "video": {
+                            "type": "object",
+                            "description": "present when the asset has a video (the same on every entry)",
+                            "required": ["kind", "href"],
+                            "properties": {
+                                "kind": { "type": "string", "enum": ["video", "motion_photo", "live_photo", "animation"] },
+                                "href": { "type": "string", "description": "the AVC MP4 at the asset's own hash" }
+                            }
+                        }
                     }
                 },
                 "Retry": {

@@ -172,3 +172,90 @@ async fn no_configured_keys_means_no_access() {
     let (status, ..) = h.send(upload(JPEG, Some(API_KEY), "")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+fn corpus(rel: &str) -> Vec<u8> {
+    let dir = std::env::var_os("THUMBFARM_CORPUS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+        });
+    let path = dir.join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "test input {} is missing ({e}): set THUMBFARM_CORPUS to the shared corpus",
+            path.display()
+        )
+    })
+}
+
+fn upload_bytes(body: Vec<u8>) -> Request<Body> {
+    Request::post("/api/v1/ingest")
+        .header(header::AUTHORIZATION, format!("Bearer {API_KEY}"))
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn motion_photos_are_transcoded_and_listed_with_their_video() {
+    let h = harness();
+    let pixel = corpus("raw/PXL_20200710_061629144.MP.jpg");
+    let hash = AssetHash::of_bytes(&pixel);
+    let (status, _, body) = h.send(upload_bytes(pixel)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let r: IngestResponse = serde_json::from_slice(&body).unwrap();
+    let video = r.previews[0]
+        .video
+        .as_ref()
+        .expect("the answer says it has a video");
+    assert_eq!(video.kind, "motion_photo");
+    assert!(
+        video.href.starts_with(&format!("/api/v1/videos/{hash}/")) && video.href.ends_with("/avc")
+    );
+    let manifest =
+        Manifest::from_json(&h.store.get(&h.layout.manifest(&hash)).await.unwrap()).unwrap();
+    let v = manifest.video.expect("recorded");
+    assert_eq!((v.offset, v.length), (Some(2_728_123), Some(1_317_283)));
+    assert_eq!(h.ready(QueueName::RenderBulk).await, 1);
+    assert_eq!(
+        h.ready(QueueName::Transcode).await,
+        1,
+        "its video is transcoded at ingest"
+    );
+
+    // A motion photo whose video is garbage is a plain still.
+    let mut broken = corpus("raw/PXL_20200710_061629144.MP.jpg");
+    let n = broken.len();
+    broken.truncate(n - 2_000_000);
+    let hash = AssetHash::of_bytes(&broken);
+    let (status, _, _) = h.send(upload_bytes(broken)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let manifest =
+        Manifest::from_json(&h.store.get(&h.layout.manifest(&hash)).await.unwrap()).unwrap();
+    assert_eq!(manifest.video, None);
+    assert_eq!(
+        h.ready(QueueName::Transcode).await,
+        1,
+        "no transcode for it"
+    );
+}
+
+#[tokio::test]
+async fn animated_images_are_listed_with_their_video() {
+    let h = harness();
+    let (status, _, body) = h
+        .send(upload_bytes(corpus("ext/formats/iss634.webp")))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let r: IngestResponse = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        r.previews[0].video.as_ref().map(|v| v.kind.as_str()),
+        Some("animation")
+    );
+    // Clips of animations are made on request, not at ingest.
+    assert_eq!(h.ready(QueueName::Transcode).await, 0);
+    let (_, _, body) = h
+        .send(upload_bytes(corpus("ext/formats/simple-rgb.webp")))
+        .await;
+    let r: IngestResponse = serde_json::from_slice(&body).unwrap();
+    assert!(r.previews.iter().all(|p| p.video.is_none()));
+}

@@ -6,6 +6,7 @@
 //! videos/<h0>/<h1>/<h2>/<sha1>.avc.mp4
 //! meta/<h0>/<h1>/<h2>/<sha1>.json
 //! originals/<h0>/<h1>/<h2>/<sha1>.<ext>
+//! live/<content-id>/<photo|video>.json                   Live Photo halves (see [`live_photo_half`])
 //! ```
 
 use crate::hash::AssetHash;
@@ -24,6 +25,21 @@ pub const ORIGINALS: &str = "originals";
 /// or an output.
 pub const BACKFILL: &str = "backfill";
 
+/// Live Photo pairing: one small JSON object per half of a pair
+/// (`live/<content-id>/photo.json`, `live/<content-id>/video.json`).
+pub const LIVE: &str = "live";
+
+/// The key of one half (`photo` or `video`) of the Live Photo pair with the
+/// Apple ContentIdentifier `content_id`; `None` unless the identifier is
+/// 1 to 64 ASCII letters, digits and hyphens (a UUID), so it is safe in a key.
+pub fn live_photo_half(content_id: &str, half: &str) -> Option<String> {
+    let ok = (1..=64).contains(&content_id.len())
+        && content_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    ok.then(|| format!("{LIVE}/{}/{half}.json", content_id.to_ascii_uppercase()))
+}
+
 /// The only video format thumbfarm makes: H.264/AVC in MP4 (`…/avc` URLs,
 /// the `avc` output of a manifest, the `format` of a transcode job).
 pub const AVC: &str = "avc";
@@ -33,7 +49,7 @@ pub const AVC: &str = "avc";
 /// original: ingest ignores those, so a bucket that notifies on every write
 /// does not loop.
 pub fn is_own_object(key: &str) -> bool {
-    [THUMBS, VIDEOS, META, BACKFILL]
+    [THUMBS, VIDEOS, META, BACKFILL, LIVE]
         .iter()
         .any(|p| key.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
 }
@@ -221,12 +237,24 @@ mod tests {
     }
 
     #[test]
+    fn live_photo_keys_take_only_safe_identifiers() {
+        assert_eq!(
+            live_photo_half("e905e6c6-c747-4805-942f-9904a0281f02", "video").as_deref(),
+            Some("live/E905E6C6-C747-4805-942F-9904A0281F02/video.json")
+        );
+        assert_eq!(live_photo_half("../meta", "photo"), None);
+        assert_eq!(live_photo_half("", "photo"), None);
+        assert_eq!(live_photo_half(&"A".repeat(65), "photo"), None);
+    }
+
+    #[test]
     fn own_objects_are_recognized() {
         for own in [
             "thumbs/e/c/9/x.jpg",
             "videos/e/x.avc.mp4",
             "meta/e/c/9/x.json",
             "backfill/cursor.json",
+            "live/E905E6C6-C747-4805-942F-9904A0281F02/photo.json",
         ] {
             assert!(is_own_object(own), "{own}");
         }

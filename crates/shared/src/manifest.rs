@@ -33,6 +33,84 @@ pub struct HdrInfo {
     pub gain_maps: Vec<GainMap>,
     /// Bit depth of the coded primary image (8, 10, 12).
     pub bit_depth: u8,
+    /// Dolby Vision signalling of a video (its `dvcC`/`dvvC` record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dolby_vision: Option<DolbyVision>,
+}
+
+/// A video's Dolby Vision configuration record (`dvcC`/`dvvC`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DolbyVision {
+    /// Profile (5, 7, 8, 9, 10, …).
+    pub profile: u8,
+    /// Level (1..=13).
+    pub level: u8,
+    /// Base-layer signal compatibility id (0: none, 1: HDR10, 2: SDR, 4: HLG, 6: BD HDR10).
+    pub compatibility: u8,
+}
+
+/// What kind of moving picture an asset offers at its `avc` URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoKind {
+    /// The original is a video.
+    Video,
+    /// A JPEG/HEIC with an MP4 inside (Google/Pixel, Samsung).
+    MotionPhoto,
+    /// A still linked to an Apple Live Photo MOV (another asset).
+    LivePhoto,
+    /// An animated GIF, WebP or PNG.
+    Animation,
+}
+
+impl VideoKind {
+    /// The JSON name (`motion_photo`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VideoKind::Video => "video",
+            VideoKind::MotionPhoto => "motion_photo",
+            VideoKind::LivePhoto => "live_photo",
+            VideoKind::Animation => "animation",
+        }
+    }
+}
+
+/// The video that belongs to a still: the MP4 inside a motion photo, the
+/// MOV of a Live Photo, or an animation. Served at the still's own
+/// `/api/v1/videos/:hash/:token/avc` and stored under its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StillVideo {
+    /// What it is.
+    pub kind: VideoKind,
+    /// Motion photos: where the embedded MP4 starts in the original, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// Motion photos: its length in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+    /// Live Photos: the paired MOV's original (the transcode's source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceRef>,
+    /// Live Photos: the paired MOV's asset hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_hash: Option<AssetHash>,
+    /// Live Photos: the Apple ContentIdentifier both halves carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_id: Option<String>,
+}
+
+impl StillVideo {
+    /// A video of `kind` with nothing else known.
+    pub fn new(kind: VideoKind) -> Self {
+        StillVideo {
+            kind,
+            offset: None,
+            length: None,
+            source: None,
+            source_hash: None,
+            content_id: None,
+        }
+    }
 }
 
 /// An HDR transfer function.
@@ -112,6 +190,10 @@ pub struct Manifest {
     /// Set when the original is HDR (PQ/HLG, or with a gain map).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hdr: Option<HdrInfo>,
+    /// Set when a still has a video (motion photo, linked Live Photo,
+    /// animation); absent for videos (their media type says so) and plain stills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<StillVideo>,
     /// Stored outputs by size name (`fit_720`) or format (`avc`).
     #[serde(default)]
     pub outputs: BTreeMap<String, OutputInfo>,
@@ -146,6 +228,7 @@ impl Manifest {
             height: 0,
             duration_ms: None,
             hdr: None,
+            video: None,
             outputs: BTreeMap::new(),
             failures: BTreeMap::new(),
             created_at: now.clone(),
@@ -189,6 +272,21 @@ impl Manifest {
     /// Whether the original is a video.
     pub fn is_video(&self) -> bool {
         self.media_type.starts_with("video/")
+    }
+
+    /// What the asset's `avc` URL serves, if anything: the video itself, a
+    /// still's video (motion photo, Live Photo, animation), or for a GIF
+    /// (every GIF is offered: a still one becomes a one-frame clip).
+    pub fn video_kind(&self) -> Option<VideoKind> {
+        if self.is_video() {
+            Some(VideoKind::Video)
+        } else if let Some(v) = &self.video {
+            Some(v.kind)
+        } else if self.media_type == "image/gif" {
+            Some(VideoKind::Animation)
+        } else {
+            None
+        }
     }
 
     /// Whether the pixel size is known yet.
@@ -442,6 +540,7 @@ mod tests {
             height: 3,
             duration_ms: None,
             hdr: None,
+            video: None,
             outputs: BTreeMap::new(),
             failures: BTreeMap::new(),
             created_at: String::new(),
@@ -457,6 +556,7 @@ mod tests {
             transfer: None,
             gain_maps: vec![GainMap::Apple, GainMap::Iso21496],
             bit_depth: 8,
+            dolby_vision: None,
         };
         assert_eq!(
             serde_json::to_string(&h).unwrap(),
@@ -467,6 +567,36 @@ mod tests {
         // A manifest written before the field existed still reads.
         let old = br#"{"v":1,"hash":"ec952cab562a55d96ddff2a2fcc41e875393a27a","original":{"key":"k"},"media_type":"image/jpeg","width":1,"height":1}"#;
         assert_eq!(Manifest::from_json(old).unwrap().hdr, None);
+        assert_eq!(Manifest::from_json(old).unwrap().video, None);
+    }
+
+    #[test]
+    fn still_video_and_dolby_vision_shapes() {
+        let mut v = StillVideo::new(VideoKind::MotionPhoto);
+        v.offset = Some(10);
+        v.length = Some(20);
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"kind":"motion_photo","offset":10,"length":20}"#
+        );
+        let h: HdrInfo = serde_json::from_str(
+            r#"{"transfer":"pq","bit_depth":10,"dolby_vision":{"profile":8,"level":6,"compatibility":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(h.dolby_vision.map(|d| d.profile), Some(8));
+        let mut m = Manifest::new(
+            AssetHash::of_bytes(b"x"),
+            SourceRef {
+                bucket: None,
+                key: "k".into(),
+            },
+            "image/jpeg",
+            1,
+        );
+        assert_eq!(m.video_kind(), None);
+        m.video = Some(StillVideo::new(VideoKind::LivePhoto));
+        assert_eq!(m.video_kind(), Some(VideoKind::LivePhoto));
+        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
     }
 
     #[test]

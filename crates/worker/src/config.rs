@@ -122,6 +122,19 @@ pub struct VideoArgs {
     /// Wall-clock limit of one transcode or poster job, in seconds; past it the job fails for good.
     #[arg(long, env = "THUMBFARM_VIDEO_TIMEOUT", default_value_t = 3600)]
     pub video_timeout: u64,
+    /// Most frames of an animated GIF/APNG/WebP made into a clip; more fails for good.
+    #[arg(long, env = "THUMBFARM_ANIMATION_MAX_FRAMES", default_value_t = 1000)]
+    pub animation_max_frames: u64,
+    /// Longest animation made into a clip, in seconds; longer fails for good.
+    #[arg(long, env = "THUMBFARM_ANIMATION_MAX_DURATION", default_value_t = 60)]
+    pub animation_max_duration: u64,
+    /// Most pixels of one animation frame; more fails for good.
+    #[arg(
+        long,
+        env = "THUMBFARM_ANIMATION_MAX_PIXELS",
+        default_value_t = 40_000_000
+    )]
+    pub animation_max_pixels: u64,
 }
 
 /// The H.264 encoders `--video-encoder` accepts.
@@ -183,6 +196,9 @@ impl VideoArgs {
             max_input_bytes: self.video_max_file_size,
             max_input_dimension: self.video_max_dimension,
             timeout: Duration::from_secs(self.video_timeout),
+            max_animation_frames: self.animation_max_frames,
+            max_animation_duration: Duration::from_secs(self.animation_max_duration),
+            max_animation_pixels: self.animation_max_pixels,
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod health;
 pub mod intake;
 pub mod jobs;
+pub mod live_photo;
 pub mod metrics;
 pub mod options;
 pub mod render;

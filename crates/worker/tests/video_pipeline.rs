@@ -17,19 +17,18 @@ use thumbfarm_worker::video::{
     VideoPath,
 };
 
-fn corpus() -> Option<PathBuf> {
+/// The corpus folder; fails the test, naming `THUMBFARM_CORPUS`, when it is
+/// missing (a test never passes without its input).
+fn corpus() -> PathBuf {
     let dir = std::env::var_os("THUMBFARM_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "corpus not found at {} (set THUMBFARM_CORPUS): skipped",
-            dir.display()
-        );
-        None
-    }
+    assert!(
+        dir.is_dir(),
+        "test input missing: corpus not found at {} (set THUMBFARM_CORPUS)",
+        dir.display()
+    );
+    dir
 }
 
 fn fast() -> VideoOptions {
@@ -171,7 +170,7 @@ fn assert_poster_sizes(src: &Path, display: (u32, u32)) {
 
 #[test]
 fn every_corpus_video_becomes_a_streamable_avc_mp4() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let cases: &[(&str, VideoPath)] = &[
         ("seed/christmas.mp4", VideoPath::Remux),
         ("seed/example.mp4", VideoPath::Remux),
@@ -267,7 +266,7 @@ fn video_stream_md5(path: &Path) -> String {
 
 #[test]
 fn h264_mp4_is_remuxed_bit_for_bit() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let src = corpus.join("seed/example.mp4");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.mp4");
@@ -350,7 +349,7 @@ fn check_upright(src: &Path, coded: (u32, u32), rotation: u16, compare: bool) {
 
 #[test]
 fn rotated_clips_come_out_upright() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     // A real phone recording with a 180° display matrix.
     // (Its frames are nearly black: sizes and metadata only.)
     check_upright(
@@ -382,7 +381,7 @@ fn rotated_clips_come_out_upright() {
 
 #[test]
 fn poster_offsets_follow_photoprism() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     // 30.6 s: the frame at 3 s.
     let poster = extract_poster(&corpus.join("seed/earth.mov"), &fast()).unwrap();
     assert!((poster.at - 3.0).abs() < 0.1, "at {}", poster.at);
@@ -396,7 +395,7 @@ fn poster_offsets_follow_photoprism() {
 
 #[test]
 fn long_side_is_capped_and_dimensions_even() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.mp4");
     let opts = VideoOptions {
@@ -418,7 +417,7 @@ fn long_side_is_capped_and_dimensions_even() {
 
 #[test]
 fn hardware_encoder_falls_back_to_libx264() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.mp4");
     let src = corpus.join("ext/video/roadtrip-vp92-10bit.webm");
@@ -441,7 +440,7 @@ fn hardware_encoder_falls_back_to_libx264() {
 
 #[test]
 fn hostile_truncated_and_non_video_inputs_fail_for_good() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let dir = tempfile::tempdir().unwrap();
     let truncate = |rel: &str, keep: f64, name: &str| -> PathBuf {
         let data = std::fs::read(corpus.join(rel)).unwrap();
@@ -486,7 +485,7 @@ fn hostile_truncated_and_non_video_inputs_fail_for_good() {
 
 #[test]
 fn limits_fail_with_a_reason() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.mp4");
     let earth = corpus.join("seed/earth.mov");

@@ -274,7 +274,8 @@ async fn jobs_for_manifest(
     if !missing.is_empty() {
         counts.sizes_enqueued += missing.len() as u64;
     }
-    let transcode_missing = if m.is_video() && m.failure_for(AVC).is_none() {
+    let holds_video = jobs::Original::from(m).holds_video();
+    let transcode_missing = if holds_video && m.failure_for(AVC).is_none() {
         let key = layout.video(&hash);
         with_backoff(Backoff::within(opts.retry), "check transcode", || {
             store.head(&key)

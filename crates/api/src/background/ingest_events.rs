@@ -38,6 +38,9 @@ impl IngestItem {
             hash: self.hash,
             source: &self.source,
             media_type: &self.media_type,
+            // Not read here: the render job finds a motion photo's video
+            // and records it; its transcode is made on request or by backfill.
+            still_video: None,
         }
     }
 

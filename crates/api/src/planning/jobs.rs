@@ -4,7 +4,7 @@
 //! ("lane") goes with the job: `render.ondemand`, `render.bulk`, `transcode`.
 
 use thumbfarm_shared::keys::AVC;
-use thumbfarm_shared::manifest::Manifest;
+use thumbfarm_shared::manifest::{Manifest, VideoKind};
 use thumbfarm_shared::messages::{RenderJob, SourceRef, TranscodeJob, V1};
 use thumbfarm_shared::queue::topology::routing;
 use thumbfarm_shared::queue::{publish_json, Exchange, Queue, QueueError};
@@ -58,6 +58,8 @@ pub struct Original<'a> {
     pub source: &'a SourceRef,
     /// Its media type (empty or `application/octet-stream` when unknown).
     pub media_type: &'a str,
+    /// The video a still carries, when known (a motion photo found at upload).
+    pub still_video: Option<VideoKind>,
 }
 
 impl<'a> From<&'a Manifest> for Original<'a> {
@@ -66,6 +68,7 @@ impl<'a> From<&'a Manifest> for Original<'a> {
             hash: Some(m.hash),
             source: &m.original,
             media_type: &m.media_type,
+            still_video: m.video.as_ref().map(|v| v.kind),
         }
     }
 }
@@ -73,6 +76,12 @@ impl<'a> From<&'a Manifest> for Original<'a> {
 impl Original<'_> {
     fn is_video(&self) -> bool {
         self.media_type.starts_with("video/")
+    }
+
+    /// Whether the original's own bytes hold a video to transcode: a video,
+    /// or a motion photo (a Live Photo's video is its MOV, another asset).
+    pub fn holds_video(&self) -> bool {
+        self.is_video() || self.still_video == Some(VideoKind::MotionPhoto)
     }
 
     /// The media type as a hint for the worker (none when unknown).
@@ -151,15 +160,15 @@ pub fn extra_size_job(manifest: &Manifest, target: Size) -> PlannedJob {
 }
 
 /// The jobs that pre-generate a new original: the pre-generated sizes on
-/// `render.bulk` (for a video, of its poster frame), and for a video also
-/// its AVC transcode.
+/// `render.bulk` (for a video, of its poster frame), and for a video or a
+/// motion photo also its AVC transcode.
 pub fn pregeneration_jobs(limits: &SizeLimits, original: Original<'_>) -> Vec<PlannedJob> {
     let mut jobs = vec![render(
         routing::RENDER_BULK,
         original,
         limits.pregenerated(),
     )];
-    if original.is_video() {
+    if original.holds_video() {
         jobs.push(transcode(original));
     }
     jobs
@@ -291,6 +300,22 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn ingest_of_a_motion_photo_also_transcodes() {
+        use thumbfarm_shared::manifest::StillVideo;
+        let limits = SizeLimits::default();
+        let mut m = manifest(0, 0, "image/jpeg");
+        m.video = Some(StillVideo::new(VideoKind::MotionPhoto));
+        let keys: Vec<_> = pregeneration_jobs(&limits, (&m).into())
+            .iter()
+            .map(PlannedJob::routing_key)
+            .collect();
+        assert_eq!(keys, vec!["render.bulk", "transcode"]);
+        // A Live Photo's video is its MOV's own transcode.
+        m.video = Some(StillVideo::new(VideoKind::LivePhoto));
+        assert_eq!(pregeneration_jobs(&limits, (&m).into()).len(), 1);
     }
 
     #[test]

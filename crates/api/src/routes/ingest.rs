@@ -22,11 +22,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use thumbfarm_shared::animation::is_animated_image;
 use thumbfarm_shared::hash::HashingReader;
 use thumbfarm_shared::manifest::{
-    is_camera_raw, media_type_for_extension, sniff_media_type, Manifest,
+    is_camera_raw, media_type_for_extension, sniff_media_type, Manifest, StillVideo, VideoKind,
 };
 use thumbfarm_shared::messages::SourceRef;
+use thumbfarm_shared::motion_photo::find_embedded_video;
 use thumbfarm_shared::store::StoreError;
 use tokio::io::AsyncWriteExt;
 
@@ -181,6 +183,62 @@ async fn receive(body: Body, limit: u64) -> Result<Received, ApiError> {
     })
 }
 
+/// Largest upload scanned for a motion photo's video at ingest (larger
+/// stills are found by the render job instead).
+const MOTION_PHOTO_SCAN_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// The video of an uploaded still: the embedded MP4 of a motion photo
+/// (JPEG/HEIC), so that ingest plans its transcode, or the animation of an
+/// APNG/WebP (made into a clip on request). A byte scan, no decoding. A
+/// still that says it has a video that cannot be found is logged and gets none.
+async fn motion_photo_video(
+    path: &std::path::Path,
+    media_type: &str,
+    bytes: u64,
+) -> Option<StillVideo> {
+    let animation = matches!(media_type, "image/png" | "image/webp");
+    if !(animation || matches!(media_type, "image/jpeg" | "image/heif" | "image/avif"))
+        || bytes > MOTION_PHOTO_SCAN_LIMIT
+    {
+        return None;
+    }
+    if animation {
+        let path = path.to_path_buf();
+        let animated = tokio::task::spawn_blocking(move || {
+            std::fs::read(&path).is_ok_and(|data| is_animated_image(&data))
+        })
+        .await
+        .unwrap_or(false);
+        return animated.then(|| StillVideo::new(VideoKind::Animation));
+    }
+    let path = path.to_path_buf();
+    let found = tokio::task::spawn_blocking(move || {
+        std::fs::read(&path).map(|data| find_embedded_video(&data))
+    })
+    .await;
+    match found {
+        Ok(Ok(Ok(Some(video)))) => {
+            let mut v = StillVideo::new(VideoKind::MotionPhoto);
+            v.offset = Some(video.offset);
+            v.length = Some(video.length);
+            Some(v)
+        }
+        Ok(Ok(Ok(None))) => None,
+        Ok(Ok(Err(e))) => {
+            tracing::warn!(error = %e, "upload says it is a motion photo; no video offered");
+            None
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "motion photo scan: upload unreadable");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "motion photo scan failed");
+            None
+        }
+    }
+}
+
 /// `POST /api/v1/ingest`.
 pub async fn ingest(
     State(state): State<AppState>,
@@ -267,7 +325,8 @@ async fn ingest_inner(
         bucket: None,
         key: original_key.clone(),
     };
-    let manifest = Manifest::new(hash, original, media_type.clone(), received.bytes);
+    let mut manifest = Manifest::new(hash, original, media_type.clone(), received.bytes);
+    manifest.video = motion_photo_video(&received.path, &media_type, received.bytes).await;
     // The manifest goes first, so that a worker finishing a job merges into it
     // instead of being overwritten by it.
     let manifest_key = layout.manifest(&hash);

@@ -4,13 +4,14 @@ use crate::http::auth::check_api_key;
 use crate::http::error::ApiError;
 use crate::routes::manifests::load_manifest;
 use crate::state::AppState;
-use crate::urls::thumb_url;
+use crate::urls::{thumb_url, video_url};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use thumbfarm_shared::keys::AVC;
 use thumbfarm_shared::manifest::Manifest;
 use thumbfarm_shared::sizes::{self, Method, Plan, Size, SizeLimits};
 use thumbfarm_shared::tokens::TokenPolicy;
@@ -36,6 +37,33 @@ pub struct Preview {
     /// until the failure is cleared (`POST /api/v1/assets/{hash}/retry`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
+    /// The asset's video, when it has one (every entry of the list carries
+    /// the same object; absent for plain stills).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<PreviewVideo>,
+}
+
+/// The video of an asset, as the preview list offers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewVideo {
+    /// `video`, `motion_photo`, `live_photo` or `animation`.
+    pub kind: String,
+    /// A ready URL of the AVC MP4 (`/api/v1/videos/<hash>/<token>/avc`, the
+    /// asset's own hash, also for a Live Photo).
+    pub href: String,
+}
+
+/// The video entry of an asset (`None` for plain stills).
+pub fn preview_video(
+    tokens: &TokenPolicy,
+    public_url: Option<&str>,
+    manifest: &Manifest,
+) -> Option<PreviewVideo> {
+    let kind = manifest.video_kind()?;
+    Some(PreviewVideo {
+        kind: kind.as_str().to_string(),
+        href: video_url(tokens, public_url, &manifest.hash, AVC),
+    })
 }
 
 /// The previews available for an asset: every size within the dynamic limit
@@ -43,7 +71,9 @@ pub struct Preview {
 /// original is listed once, as the size that actually serves it), with the
 /// exact output pixels. While the original's dimensions are not known yet
 /// (just ingested), only the sizes whose pixels do not depend on it are
-/// listed (`colors` and the centre tiles).
+/// listed (`colors` and the centre tiles). An asset with a video (a video,
+/// motion photo, linked Live Photo or animation) has a `video` object on
+/// every entry.
 pub fn preview_list(
     tokens: &TokenPolicy,
     limits: &SizeLimits,
@@ -52,6 +82,7 @@ pub fn preview_list(
 ) -> Vec<Preview> {
     let mut seen = Vec::new();
     let mut out = Vec::new();
+    let video = preview_video(tokens, public_url, manifest);
     for size in Size::ALL {
         if !limits.allows_on_request(size) {
             continue;
@@ -85,6 +116,7 @@ pub fn preview_list(
             failed: manifest
                 .failure_for(resolved.name())
                 .map(|f| f.kind.public_text().to_string()),
+            video: video.clone(),
         });
     }
     out
@@ -167,6 +199,43 @@ mod tests {
         let tile = list.iter().find(|p| p.name == "tile_224").unwrap();
         assert!(tile.square && tile.size == 224);
         assert!(tile.href.ends_with("/public/tile_224"));
+    }
+
+    #[test]
+    fn stills_with_a_video_say_so() {
+        use thumbfarm_shared::manifest::{StillVideo, VideoKind};
+        let mut m = manifest(4000, 3000);
+        let plain = preview_list(&TokenPolicy::Public, &SizeLimits::default(), None, &m);
+        assert!(plain.iter().all(|p| p.video.is_none()));
+        let json = serde_json::to_value(&plain[0]).unwrap();
+        assert_eq!(
+            json.as_object().unwrap().keys().collect::<Vec<_>>(),
+            vec!["height", "href", "name", "size", "square", "width"],
+            "the FotoWeb fields, unchanged"
+        );
+        for (kind, name) in [
+            (VideoKind::MotionPhoto, "motion_photo"),
+            (VideoKind::LivePhoto, "live_photo"),
+            (VideoKind::Animation, "animation"),
+        ] {
+            m.video = Some(StillVideo::new(kind));
+            let list = preview_list(&TokenPolicy::Public, &SizeLimits::default(), None, &m);
+            let video = list[0].video.as_ref().expect("video entry");
+            assert_eq!(video.kind, name);
+            assert_eq!(
+                video.href,
+                format!("/api/v1/videos/{}/public/avc", m.hash),
+                "the still's own hash"
+            );
+            assert_eq!(list.len(), plain.len());
+        }
+        m.video = None;
+        m.media_type = "video/mp4".into();
+        let list = preview_list(&TokenPolicy::Public, &SizeLimits::default(), None, &m);
+        assert_eq!(
+            list[0].video.as_ref().map(|v| v.kind.as_str()),
+            Some("video")
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! streamed with `Range` support.
 //!
 //! The hash and token are checked as for thumbnails (400, 403); an unknown
-//! format is 404, as is an asset that is neither a video nor a GIF. A stored
+//! format is 404, as is an asset without a video (a video, a GIF, or a still
+//! whose manifest names one: motion photo, animation, linked Live Photo,
+//! whose MOV's transcode is served). A stored
 //! transcode is served with `Accept-Ranges: bytes`: one range is 206 with
 //! `Content-Range`, a range past the end is 416, several ranges get the whole
 //! file (200). A missing transcode is enqueued on `transcode` (one job per
@@ -27,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use std::time::Duration;
 use thumbfarm_shared::keys::AVC;
-use thumbfarm_shared::manifest::Manifest;
+use thumbfarm_shared::manifest::{Manifest, VideoKind};
 use thumbfarm_shared::store::{ObjectMeta, StoreError};
 use thumbfarm_shared::tokens::{Subject, TokenPolicy};
 use thumbfarm_shared::AssetHash;
@@ -64,9 +66,25 @@ pub fn video_token_allows(
     }
 }
 
-/// Whether a transcode of this asset can be made: videos and (animated) GIFs.
+/// Whether a transcode of this asset can be made: videos, (animated) GIFs,
+/// and stills with a video (motion photos, linked Live Photos, animations).
 fn can_transcode(manifest: &Manifest) -> bool {
-    manifest.is_video() || manifest.media_type == "image/gif"
+    manifest.video_kind().is_some()
+}
+
+/// The asset whose transcode serves `manifest`'s video: a linked Live
+/// Photo's MOV (its video is stored once, under the MOV's hash), else the
+/// asset itself.
+async fn video_asset(state: &AppState, manifest: Manifest) -> Result<Manifest, ThumbError> {
+    let linked = manifest
+        .video
+        .as_ref()
+        .filter(|v| v.kind == VideoKind::LivePhoto)
+        .and_then(|v| v.source_hash);
+    match linked {
+        Some(mov) => Ok((*cached_manifest(state, &mov).await?).clone()),
+        None => Ok(manifest),
+    }
 }
 
 /// Whether a request for a missing transcode of `manifest` waits for it.
@@ -102,6 +120,8 @@ async fn serve_video(
     if !can_transcode(&manifest) {
         return Err(ThumbError::NotVideo);
     }
+    let manifest = video_asset(state, (*manifest).clone()).await?;
+    let hash = manifest.hash;
     let key = state.layout().video(&hash);
     if let Some(meta) = head(state, &key).await? {
         return respond(state, &key, meta, method, headers).await;

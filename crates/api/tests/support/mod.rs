@@ -182,11 +182,18 @@ pub async fn take_all(queue: QueueName) -> Vec<Taken> {
 }
 
 /// A file of the shared test corpus (`../shared/corpus`, or `THUMBFARM_CORPUS`).
+/// Fails the test, naming `THUMBFARM_CORPUS`, when the file is missing.
 pub fn corpus(rel: &str) -> PathBuf {
-    std::env::var_os("THUMBFARM_CORPUS")
+    let path = std::env::var_os("THUMBFARM_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"))
-        .join(rel)
+        .join(rel);
+    assert!(
+        path.exists(),
+        "test input missing: {} (set THUMBFARM_CORPUS)",
+        path.display()
+    );
+    path
 }
 
 /// Waits until `cond` holds, polling, for at most `secs`.

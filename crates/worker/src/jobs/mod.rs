@@ -3,8 +3,10 @@
 //! original the same way ([`original`]), merge into the manifest the same
 //! way ([`manifest`]) and fail the same way ([`WorkError`]: permanent or
 //! transient). Settling the delivery is not their business (`settle.rs`).
+//! The render job also pairs Apple Live Photos ([`live_photo`]).
 
 mod context;
+mod live_photo;
 mod manifest;
 mod original;
 mod render;

@@ -10,10 +10,14 @@
 use super::context::JobContext;
 use super::manifest::{merge_manifest, read_manifest, OriginalFacts};
 use super::original::{check_bucket, fetch_original, hash_file};
-use crate::video::{self, metrics::VideoMetrics, TranscodeResult, VideoError};
+use crate::video::{self, metrics::VideoMetrics, motion_photo, TranscodeResult, VideoError};
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use thumbfarm_shared::keys::AVC;
-use thumbfarm_shared::manifest::{FailureRecord, OutputInfo};
+use thumbfarm_shared::manifest::{
+    sniff_media_type, FailureRecord, OutputInfo, StillVideo, VideoKind,
+};
 use thumbfarm_shared::messages::{Event, TranscodeJob, V1};
 use thumbfarm_shared::queue::{publish_json, Exchange};
 use thumbfarm_shared::retry::WorkError;
@@ -118,16 +122,21 @@ pub async fn transcode_job(
         }
     };
 
-    // Transcode off the async runtime; forward progress as events.
+    // Transcode off the async runtime; forward progress as events. A
+    // motion photo's MP4 is cut out of the still first.
     let output = original.dir.path().join("avc.mp4");
     let (tx, mut rx) = mpsc::unbounded_channel::<u8>();
     let video_opts = opts.video.clone();
     let (input, out_path) = (original.path.clone(), output.clone());
+    let work_dir = original.dir.path().to_path_buf();
     let mut task = tokio::task::spawn_blocking(move || {
         let mut progress = |p: u8| {
             let _ = tx.send(p);
         };
-        video::transcode_file(&input, &out_path, &video_opts, deadline, &mut progress)
+        let (source, still) = video_source(&input, &work_dir)?;
+        let result =
+            video::transcode_file(&source, &out_path, &video_opts, deadline, &mut progress)?;
+        Ok::<_, VideoError>((result, still))
     });
     let joined = loop {
         tokio::select! {
@@ -142,7 +151,8 @@ pub async fn transcode_job(
             }
         }
     };
-    let result = joined.map_err(|e| WorkError::Permanent(format!("transcoder crashed: {e}")))??;
+    let (result, still) =
+        joined.map_err(|e| WorkError::Permanent(format!("transcoder crashed: {e}")))??;
     record(&result, &hash);
 
     // Whole object: the finished file goes up in one put.
@@ -155,12 +165,23 @@ pub async fn transcode_job(
 
     let facts = OriginalFacts {
         source: &job.source,
-        media_type: result.source.media_type,
+        media_type: still
+            .as_ref()
+            .map_or(result.source.media_type, |s| s.media_type),
         bytes: original.bytes,
     };
     merge_manifest(ctx, hash, facts, |m| {
-        m.width = result.source.width;
-        m.height = result.source.height;
+        match &still {
+            // A still keeps its own dimensions, media type and HDR facts.
+            Some(s) => m.video = Some(s.video.clone()),
+            None => {
+                m.width = result.source.width;
+                m.height = result.source.height;
+                if let Some(hdr) = &result.source.hdr {
+                    m.hdr = Some(hdr.to_manifest());
+                }
+            }
+        }
         m.duration_ms = Some((result.source.duration * 1000.0).round() as u64);
         m.failures.remove(AVC);
         m.outputs.insert(
@@ -181,6 +202,50 @@ pub async fn transcode_job(
         result: Some(result),
         failed_before: None,
     })
+}
+
+/// The video of a still, when the original is one.
+struct StillSource {
+    /// The still's media type.
+    media_type: &'static str,
+    /// What the manifest records.
+    video: StillVideo,
+}
+
+/// The file to transcode: the original itself (a video, an animated GIF,
+/// APNG or WebP), or the MP4 cut out of a motion photo. A JPEG/HEIC without
+/// a video, like a still PNG/WebP, fails for good.
+fn video_source(
+    original: &Path,
+    work_dir: &Path,
+) -> Result<(PathBuf, Option<StillSource>), VideoError> {
+    let mut head = Vec::with_capacity(64);
+    std::fs::File::open(original)?
+        .take(64)
+        .read_to_end(&mut head)?;
+    let media_type = sniff_media_type(&head).unwrap_or("");
+    if matches!(media_type, "image/gif" | "image/png" | "image/webp") {
+        // An animation: FFmpeg (GIF, APNG) or the WebP frame encoder reads it.
+        let video = StillVideo::new(VideoKind::Animation);
+        return Ok((
+            original.to_path_buf(),
+            Some(StillSource { media_type, video }),
+        ));
+    }
+    if !motion_photo::may_be_motion_photo(media_type) {
+        return Ok((original.to_path_buf(), None));
+    }
+    match motion_photo::extract_motion_video(original, work_dir)? {
+        Some((path, found)) => {
+            let mut video = StillVideo::new(VideoKind::MotionPhoto);
+            video.offset = Some(found.offset);
+            video.length = Some(found.length);
+            Ok((path, Some(StillSource { media_type, video })))
+        }
+        None => Err(VideoError::NotVideo(format!(
+            "a still ({media_type}) without an embedded video"
+        ))),
+    }
 }
 
 /// Metrics and the log line of a finished transcode.

@@ -77,6 +77,7 @@ impl HdrInfo {
                 })
                 .collect(),
             bit_depth,
+            dolby_vision: None,
         })
     }
 

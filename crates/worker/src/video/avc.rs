@@ -6,7 +6,7 @@ use super::init::init;
 use super::options::VideoOptions;
 use super::probe::{self, VideoProbe};
 use super::progress::publishes_progress;
-use super::{remux, transcode};
+use super::{animation, remux, transcode};
 use std::path::Path;
 use std::time::Instant;
 
@@ -63,6 +63,14 @@ impl TranscodeResult {
     }
 }
 
+/// Whether the file at `path` is an animated WebP (from its first bytes).
+fn is_animated_webp_file(path: &Path) -> Result<bool, VideoError> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(32);
+    std::fs::File::open(path)?.take(32).read_to_end(&mut head)?;
+    Ok(thumbfarm_shared::animation::is_animated_webp(&head))
+}
+
 /// Makes the AVC MP4 of the video at `input` in `output` (remux or
 /// transcode, see the module docs), calling `progress` with 10, 20, … 90 as
 /// the work advances (sources of 10 s and more only). Fails with [`VideoError::Timeout`] once `deadline` has
@@ -77,7 +85,12 @@ pub fn transcode_file(
 ) -> Result<TranscodeResult, VideoError> {
     init()?;
     let started = Instant::now();
-    let source = probe::probe_file(input, opts)?;
+    let webp = is_animated_webp_file(input)?;
+    let source = if webp {
+        animation::probe_animated_webp(input, opts)?
+    } else {
+        probe::probe_file(input, opts)?
+    };
     let long = publishes_progress(source.duration);
     let mut gated = |p: u8| {
         if long {
@@ -85,31 +98,39 @@ pub fn transcode_file(
         }
     };
     let progress: &mut dyn FnMut(u8) = &mut gated;
-    let (path, transcode_reason, encoder, width, height, media_seconds) =
-        match source.remux_blocker(opts) {
-            None => {
-                let media = remux::remux(input, output, &source, deadline, progress)?;
-                (
-                    VideoPath::Remux,
-                    None,
-                    None,
-                    source.width,
-                    source.height,
-                    media,
-                )
-            }
-            Some(reason) => {
-                let done = transcode::transcode(input, output, &source, opts, deadline, progress)?;
-                (
-                    VideoPath::Transcode,
-                    Some(reason),
-                    Some(done.encoder),
-                    done.width,
-                    done.height,
-                    done.media_seconds,
-                )
-            }
-        };
+    let blocker = if webp {
+        Some("animated WebP (frames encoded one by one)".to_string())
+    } else {
+        source.remux_blocker(opts)
+    };
+    let (path, transcode_reason, encoder, width, height, media_seconds) = match blocker {
+        None => {
+            let media = remux::remux(input, output, &source, deadline, progress)?;
+            (
+                VideoPath::Remux,
+                None,
+                None,
+                source.width,
+                source.height,
+                media,
+            )
+        }
+        Some(reason) => {
+            let done = if webp {
+                animation::transcode_animated_webp(input, output, &source, opts, deadline)?
+            } else {
+                transcode::transcode(input, output, &source, opts, deadline, progress)?
+            };
+            (
+                VideoPath::Transcode,
+                Some(reason),
+                Some(done.encoder),
+                done.width,
+                done.height,
+                done.media_seconds,
+            )
+        }
+    };
     let bytes = std::fs::metadata(output)?.len();
     Ok(TranscodeResult {
         path,

@@ -17,6 +17,9 @@ pub enum VideoError {
     /// The wall-clock limit of one job was reached.
     #[error("timed out after {0} s")]
     Timeout(u64),
+    /// A source this pipeline cannot render correctly (Dolby Vision profile 5).
+    #[error("unsupported video: {0}")]
+    Unsupported(String),
     /// The encoder or muxer failed.
     #[error("encode failed: {0}")]
     Encode(String),

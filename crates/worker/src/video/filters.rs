@@ -1,6 +1,7 @@
 //! libavfilter graphs: rotation + scaling + pixel format for video, and
 //! resampling + channel layout + fixed frame size for audio.
 
+use super::hdr::{tonemap_chain, ToneMap};
 use super::probe::positive;
 use ffmpeg::{filter, format, frame, Rational};
 use ffmpeg_next as ffmpeg;
@@ -25,6 +26,8 @@ pub(crate) struct VideoTarget {
     pub rotation: u16,
     /// Convert to limited ("TV") range (for YUV outputs).
     pub limited_range: bool,
+    /// Tone-map an HDR source to SDR BT.709 (after the rotation).
+    pub tone_map: Option<ToneMap>,
 }
 
 /// A video graph for frames shaped like `frame`, in time base `tb`.
@@ -62,8 +65,17 @@ pub(crate) fn video_graph(
     } else {
         ""
     };
+    // After a tone map the pictures are BT.709: say so to the scaler, which
+    // would otherwise assume BT.601 for the RGB conversion of a poster.
+    let (tone_map, matrix) = match &target.tone_map {
+        Some(map) => (
+            tonemap_chain(map, target.width, target.height),
+            ":in_color_matrix=bt709",
+        ),
+        None => (String::new(), ""),
+    };
     let spec = format!(
-        "{}scale=w={}:h={}:flags=bicubic{range},setsar=1,format={name}",
+        "{}{tone_map}scale=w={}:h={}:flags=bicubic{matrix}{range},setsar=1,format={name}",
         rotation_filters(target.rotation),
         target.width,
         target.height,

@@ -8,6 +8,13 @@
 //!   anything else is **transcoded** (H.264 + AAC, long side capped, even
 //!   dimensions, yuv420p, rotation applied). Both write `moov` before `mdat`
 //!   (`movflags=+faststart`) and drop the source's metadata;
+//! - [`hdr`]: PQ, HLG and Dolby Vision sources are tone-mapped to SDR
+//!   BT.709 (transcode and poster) and never remuxed; Dolby Vision profile 5
+//!   fails for good;
+//! - animated GIF/APNG (FFmpeg) and WebP (`image` frames, `animation.rs`)
+//!   become short clips under frame, duration and pixel limits;
+//! - [`motion_photo`]: the MP4 inside a motion photo, cut out for the
+//!   same remux/transcode path;
 //! - [`poster`]: a still frame at PhotoPrism's offsets, rendered through the
 //!   normal image cascade;
 //! - [`sniff`](looks_like_video): whether an original goes this way at all.
@@ -16,11 +23,14 @@
 //!
 //! Everything here blocks: call it from `spawn_blocking`.
 
+mod animation;
 mod avc;
 mod error;
 mod filters;
+pub mod hdr;
 mod init;
 pub mod metrics;
+pub mod motion_photo;
 mod options;
 pub mod poster;
 pub mod probe;
@@ -31,6 +41,7 @@ mod transcode;
 
 pub use avc::{transcode_file, TranscodeResult, VideoPath};
 pub use error::VideoError;
+pub use hdr::{ToneMap, VideoHdr, VideoTransfer};
 pub use options::VideoOptions;
 pub use poster::{extract_poster, poster_offset, render_poster_file, Poster};
 pub use probe::{probe_file, VideoProbe};

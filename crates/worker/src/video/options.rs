@@ -29,6 +29,12 @@ pub struct VideoOptions {
     pub max_input_dimension: u32,
     /// Wall-clock limit of one transcode.
     pub timeout: Duration,
+    /// Most frames of an animated image (GIF, APNG, WebP) made into a clip.
+    pub max_animation_frames: u64,
+    /// Longest animation made into a clip.
+    pub max_animation_duration: Duration,
+    /// Most pixels of one animation frame (canvas width × height).
+    pub max_animation_pixels: u64,
 }
 
 impl Default for VideoOptions {
@@ -44,6 +50,9 @@ impl Default for VideoOptions {
             max_input_bytes: 8 * 1024 * 1024 * 1024,
             max_input_dimension: 8192,
             timeout: Duration::from_secs(3600),
+            max_animation_frames: 1000,
+            max_animation_duration: Duration::from_secs(60),
+            max_animation_pixels: 40_000_000,
         }
     }
 }

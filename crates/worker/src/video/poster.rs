@@ -3,6 +3,7 @@
 
 use super::error::{check_deadline, VideoError};
 use super::filters::{video_graph, VideoTarget};
+use super::hdr::ToneMap;
 use super::init::init;
 use super::options::VideoOptions;
 use super::probe::{positive, VideoProbe};
@@ -58,6 +59,8 @@ pub fn extract_poster(path: &Path, opts: &VideoOptions) -> Result<Poster, VideoE
     let started = Instant::now();
     let deadline = started + opts.timeout;
     let probe = super::probe::probe_file(path, opts)?;
+    // An HDR source that cannot be mapped fails before anything is decoded.
+    let tone_map = ToneMap::for_source(probe.hdr.as_ref())?;
     let target_secs = poster_offset(probe.duration);
     let mut ictx = format::input(path)
         .map_err(|e| VideoError::NotVideo(format!("FFmpeg cannot open it: {e}")))?;
@@ -143,7 +146,7 @@ pub fn extract_poster(path: &Path, opts: &VideoOptions) -> Result<Poster, VideoE
     let at = chosen
         .timestamp()
         .map_or(0.0, |ts| (ts as f64 * f64::from(tb) - start).max(0.0));
-    let (rgb, width, height) = to_rgb(chosen, tb, &probe)?;
+    let (rgb, width, height) = to_rgb(chosen, tb, &probe, tone_map)?;
     Ok(Poster {
         rgb,
         width,
@@ -158,6 +161,7 @@ fn to_rgb(
     mut frame: frame::Video,
     tb: ffmpeg::Rational,
     probe: &VideoProbe,
+    tone_map: Option<ToneMap>,
 ) -> Result<(Vec<u8>, u32, u32), VideoError> {
     let err = |e: ffmpeg::Error| VideoError::Decode(format!("converting the poster frame: {e}"));
     frame.remove_side_data(FrameSideData::DisplayMatrix);
@@ -167,6 +171,7 @@ fn to_rgb(
         format: format::Pixel::RGB24,
         rotation: probe.rotation,
         limited_range: false,
+        tone_map,
     };
     let mut graph = video_graph(&frame, tb, &target).map_err(err)?;
     let mut out = frame::Video::empty();
@@ -199,7 +204,7 @@ fn video_to_render_error(e: VideoError) -> RenderError {
     match e {
         VideoError::TooLarge(m) => RenderError::TooLarge(m),
         VideoError::Io(e) => RenderError::Io(e),
-        VideoError::NotVideo(m) => RenderError::Unsupported(m),
+        VideoError::NotVideo(m) | VideoError::Unsupported(m) => RenderError::Unsupported(m),
         other => RenderError::Decode(other.to_string()),
     }
 }
@@ -218,6 +223,7 @@ pub fn render_poster_file(
     let extract_millis = started.elapsed().as_secs_f64() * 1000.0;
     let mut result = render::render_bytes(&png, sizes, render_opts)?;
     result.media_type = poster.probe.media_type;
+    result.hdr = poster.probe.hdr.as_ref().map(|h| h.to_manifest());
     result.decode_millis += extract_millis;
     Ok(result)
 }

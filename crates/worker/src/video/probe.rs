@@ -2,6 +2,7 @@
 //! anything is decoded.
 
 use super::error::VideoError;
+use super::hdr::{StreamColour, VideoHdr};
 use super::init::init;
 use super::options::VideoOptions;
 use ffmpeg::codec::packet::side_data::Type as SideDataType;
@@ -43,9 +44,37 @@ pub struct VideoProbe {
     pub audio_index: Option<usize>,
     /// Audio codec name (`aac`, `vorbis`, …), if any.
     pub audio_codec: Option<String>,
+    /// Set for HDR sources (PQ, HLG, Dolby Vision): tone-mapped, never remuxed.
+    pub hdr: Option<VideoHdr>,
 }
 
 impl VideoProbe {
+    /// Whether the source is an animated image FFmpeg reads (GIF, APNG): the
+    /// animation limits apply.
+    pub fn is_animation(&self) -> bool {
+        matches!(self.container.as_str(), "gif" | "apng")
+    }
+
+    /// Checks an animation's duration and frame size against the limits
+    /// (its frame count is checked while decoding).
+    pub fn check_animation_limits(&self, opts: &VideoOptions) -> Result<(), VideoError> {
+        let max_secs = opts.max_animation_duration.as_secs_f64();
+        if self.duration > max_secs {
+            return Err(VideoError::TooLarge(format!(
+                "animation of {:.1} s, over the {max_secs:.0} s limit",
+                self.duration
+            )));
+        }
+        let pixels = u64::from(self.coded_width) * u64::from(self.coded_height);
+        if pixels > opts.max_animation_pixels {
+            return Err(VideoError::TooLarge(format!(
+                "animation frames of {}x{} ({pixels} pixels), over the {} pixel limit",
+                self.coded_width, self.coded_height, opts.max_animation_pixels
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether the container is MP4 or QuickTime (packets can be copied into MP4).
     pub fn is_mp4_family(&self) -> bool {
         self.container.split(',').any(|n| n == "mp4" || n == "mov")
@@ -54,6 +83,13 @@ impl VideoProbe {
     /// `None` when the source can be remuxed into the AVC MP4 as it is; else
     /// why it must be transcoded.
     pub fn remux_blocker(&self, opts: &VideoOptions) -> Option<String> {
+        if let Some(hdr) = &self.hdr {
+            return Some(match (hdr.transfer, hdr.dolby_vision) {
+                (_, Some(dv)) => format!("Dolby Vision profile {} (tone-mapped)", dv.profile),
+                (Some(t), None) => format!("HDR {t:?} (tone-mapped)"),
+                (None, None) => "Dolby Vision (tone-mapped)".to_string(),
+            });
+        }
         if !self.is_mp4_family() {
             return Some(format!("container {} is not MP4/MOV", self.container));
         }
@@ -158,6 +194,7 @@ pub(crate) fn probe_input(
         )));
     }
     let pixel_format = pixel_name(dec.format());
+    let hdr = stream_hdr(&vst, &dec);
     let sar = positive(dec.aspect_ratio());
     let rotation = stream_rotation(&vst);
     let (width, height) = display_size(coded_width, coded_height, sar, rotation);
@@ -199,7 +236,42 @@ pub(crate) fn probe_input(
         frame_rate,
         audio_index,
         audio_codec,
+        hdr,
     })
+}
+
+/// The HDR facts of a video stream (`None` for SDR).
+fn stream_hdr(
+    stream: &ffmpeg::format::stream::Stream,
+    dec: &ffmpeg::decoder::Video,
+) -> Option<VideoHdr> {
+    let dovi = stream
+        .side_data()
+        .find(|s| s.kind() == SideDataType::DOVI_CONF)
+        .map(|s| s.data().to_vec());
+    // SAFETY: the parameters belong to the live stream; only a plain field is read.
+    let codec_tag = unsafe { (*stream.parameters().as_ptr()).codec_tag };
+    VideoHdr::detect(&StreamColour {
+        transfer: dec.color_transfer_characteristic(),
+        primaries: dec.color_primaries(),
+        matrix: dec.color_space(),
+        range: dec.color_range(),
+        codec_tag,
+        dovi_record: dovi.as_deref(),
+        bit_depth: bit_depth(dec.format()),
+    })
+}
+
+/// Bits per sample of a pixel format (8 when unknown).
+fn bit_depth(format: ffmpeg::format::Pixel) -> u8 {
+    // SAFETY: av_pix_fmt_desc_get returns a pointer into a static table or null.
+    let desc = unsafe { ffmpeg::ffi::av_pix_fmt_desc_get(format.into()) };
+    if desc.is_null() {
+        return 8;
+    }
+    // SAFETY: non-null descriptors are valid for the program's lifetime.
+    let depth = unsafe { (*desc).comp[0].depth };
+    u8::try_from(depth).unwrap_or(8).max(1)
 }
 
 fn read_head(path: &Path) -> Vec<u8> {

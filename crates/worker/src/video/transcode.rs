@@ -3,6 +3,7 @@
 
 use super::error::{check_deadline, VideoError};
 use super::filters::{audio_graph, video_graph, VideoTarget};
+use super::hdr::ToneMap;
 use super::options::VideoOptions;
 use super::probe::{positive, VideoProbe};
 use super::progress::Progress;
@@ -57,7 +58,7 @@ fn enc_err(what: &'static str) -> impl Fn(ffmpeg::Error) -> VideoError {
 /// Sends every packet the encoder has ready to the muxer. `durations` maps
 /// the pts of frames sent to their display duration, for encoders that leave
 /// packet durations unset (so the last frame of a GIF keeps its 15 s).
-fn write_packets(
+pub(crate) fn write_packets(
     enc: &mut encoder::Encoder,
     ost: usize,
     enc_tb: Rational,
@@ -93,12 +94,15 @@ fn encoder_pixel_format(name: &str) -> format::Pixel {
 }
 
 /// Encoder settings of one encoder.
-struct VideoEncoderSetup {
-    width: u32,
-    height: u32,
-    time_base: Rational,
-    frame_rate: Option<Rational>,
-    global_header: bool,
+pub(crate) struct VideoEncoderSetup {
+    pub width: u32,
+    pub height: u32,
+    pub time_base: Rational,
+    pub frame_rate: Option<Rational>,
+    pub global_header: bool,
+    /// Tag the stream BT.709 (primaries, transfer, matrix): set for
+    /// tone-mapped HDR sources.
+    pub bt709: bool,
 }
 
 /// Opens the named H.264 encoder.
@@ -120,6 +124,11 @@ fn try_open_encoder(
     enc.set_time_base(setup.time_base);
     enc.set_frame_rate(setup.frame_rate);
     enc.set_color_range(ffmpeg::color::Range::MPEG);
+    if setup.bt709 {
+        enc.set_color_primaries(ffmpeg::color::Primaries::BT709);
+        enc.set_color_transfer_characteristic(ffmpeg::color::TransferCharacteristic::BT709);
+        enc.set_colorspace(ffmpeg::color::Space::BT709);
+    }
     if setup.global_header {
         enc.set_flags(codec::Flags::GLOBAL_HEADER);
     }
@@ -150,7 +159,7 @@ fn try_open_encoder(
 
 /// Opens the configured encoder, falling back to libx264 when it cannot be
 /// opened (hardware absent, not in this FFmpeg build).
-fn open_video_encoder(
+pub(crate) fn open_video_encoder(
     setup: &VideoEncoderSetup,
     opts: &VideoOptions,
 ) -> Result<(encoder::Video, ffmpeg::Codec, format::Pixel, String), VideoError> {
@@ -205,6 +214,9 @@ struct VideoPipe {
     packets: u64,
     errors: u64,
     span: Span,
+    /// Animation limits: most frames and seconds decoded.
+    max_frames: Option<u64>,
+    max_seconds: Option<f64>,
 }
 
 impl VideoPipe {
@@ -246,6 +258,11 @@ impl VideoPipe {
         octx: &mut format::context::Output,
     ) -> Result<(), VideoError> {
         self.frames += 1;
+        if let Some(max) = self.max_frames.filter(|m| self.frames > *m) {
+            return Err(VideoError::TooLarge(format!(
+                "animation has more than {max} frames"
+            )));
+        }
         let ts = frame.timestamp();
         frame.set_pts(ts);
         frame.set_kind(picture::Type::None);
@@ -258,6 +275,13 @@ impl VideoPipe {
                 self.frame_secs
             };
             self.span.add(ts as f64 * f64::from(self.in_tb), d);
+            if let (Some(max), Some(first)) = (self.max_seconds, self.span.first) {
+                if self.span.end - first > max {
+                    return Err(VideoError::TooLarge(format!(
+                        "animation runs longer than the {max:.0} s limit"
+                    )));
+                }
+            }
         }
         let key = (frame.width(), frame.height(), frame.format());
         if self.graph.as_ref().map(|(_, k)| *k) != Some(key) {
@@ -533,6 +557,11 @@ pub(crate) fn transcode(
     progress: &mut dyn FnMut(u8),
 ) -> Result<Encoded, VideoError> {
     let started = Instant::now();
+    let tone_map = ToneMap::for_source(probe.hdr.as_ref())?;
+    let animation = probe.is_animation();
+    if animation {
+        probe.check_animation_limits(opts)?;
+    }
     let mut ictx = format::input(input)
         .map_err(|e| VideoError::NotVideo(format!("FFmpeg cannot open it: {e}")))?;
     let mut octx = format::output_as(output, "mp4").map_err(enc_err("creating the MP4"))?;
@@ -559,6 +588,7 @@ pub(crate) fn transcode(
         time_base: enc_tb,
         frame_rate,
         global_header,
+        bt709: tone_map.is_some(),
     };
     let (enc, codec, pix, encoder_name) = open_video_encoder(&setup, opts)?;
     let vost = {
@@ -582,6 +612,7 @@ pub(crate) fn transcode(
             format: pix,
             rotation: probe.rotation,
             limited_range: true,
+            tone_map,
         },
         graph: None,
         last_pts: None,
@@ -593,6 +624,8 @@ pub(crate) fn transcode(
         packets: 0,
         errors: 0,
         span: Span::default(),
+        max_frames: animation.then_some(opts.max_animation_frames),
+        max_seconds: animation.then_some(opts.max_animation_duration.as_secs_f64()),
     };
 
     let mut audio = match probe.audio_index {
