@@ -131,40 +131,44 @@ impl StoredOutputs {
     }
 }
 
-/// Lists the thumbnails (`thumbs/…/<hash>_…`) and the transcode of `hash`.
+/// The thumbnails (one LIST of `thumbs/…/<hash>_`) and the transcode (one
+/// HEAD of its key) of `hash`.
 async fn stored_outputs(
     ctx: &JobContext<'_>,
     hash: &AssetHash,
 ) -> Result<StoredOutputs, WorkError> {
     let layout = ctx.opts.layout;
     let any_thumb = layout.thumb(hash, Size::Colors);
-    let thumb_prefix = match any_thumb.rfind('/') {
+    let prefix = match any_thumb.rfind('/') {
         Some(slash) => format!("{}{hash}_", &any_thumb[..=slash]),
         None => format!("{hash}_"),
     };
-    let video = layout.video(hash);
     let mut found = BTreeMap::new();
-    for prefix in [thumb_prefix, video] {
-        let mut after: Option<String> = None;
-        loop {
-            let page = ctx
-                .store_retry("list outputs", || {
-                    ctx.store.list(&prefix, after.as_deref(), 1000)
-                })
-                .await?;
-            for obj in page.objects {
-                let name = match KeyLayout::parse(&obj.key) {
-                    Ok((h, KeyKind::Thumb(size))) if h == *hash => size.name().to_string(),
-                    Ok((h, KeyKind::Video)) if h == *hash => AVC.to_string(),
-                    _ => continue,
-                };
-                found.insert(name, obj);
-            }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
+    let mut after: Option<String> = None;
+    loop {
+        let page = ctx
+            .store_retry("list outputs", || {
+                ctx.store.list(&prefix, after.as_deref(), 1000)
+            })
+            .await?;
+        for obj in page.objects {
+            if let Ok((h, KeyKind::Thumb(size))) = KeyLayout::parse(&obj.key) {
+                if h == *hash {
+                    found.insert(size.name().to_string(), obj);
+                }
             }
         }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let video = layout.video(hash);
+    if let Some(meta) = ctx
+        .store_retry("check transcode", || ctx.store.head(&video))
+        .await?
+    {
+        found.insert(AVC.to_string(), meta);
     }
     Ok(StoredOutputs(found))
 }
