@@ -8,9 +8,21 @@ use std::process::ExitCode;
 use thumbfarm::{Cli, Command};
 use thumbfarm_shared::signals::shutdown_signal;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    thumbfarm_api::cli::exit_code(run(Cli::parse()).await)
+fn main() -> ExitCode {
+    // A decoder child (--isolate-decoders) runs its loop and exits here,
+    // before the runtime starts.
+    thumbfarm_worker::isolation::run_child_if_asked();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    thumbfarm_api::cli::exit_code(runtime.block_on(run(Cli::parse())))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

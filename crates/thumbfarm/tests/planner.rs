@@ -153,9 +153,22 @@ async fn s3_notification_and_native_event_lead_to_every_pregenerated_output() {
         .await
         .unwrap();
 
+    // Outputs are stored before the manifest merge: wait for both.
+    let merged = |hash: AssetHash| {
+        let store = Arc::clone(&store);
+        async move {
+            get_json::<Manifest>(store.as_ref(), &KeyLayout::default().manifest(&hash))
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|m| m.has_dimensions())
+        }
+    };
     let ok = eventually(90, || async {
         all_outputs_exist(store.as_ref(), &a_hash, 1280, 1022).await
             && all_outputs_exist(store.as_ref(), &b_hash, 497, 331).await
+            && merged(a_hash).await
+            && merged(b_hash).await
     })
     .await;
     let dead = take_all(QueueName::Dead).await;

@@ -81,6 +81,17 @@ pub struct ConsumerArgs {
         default_value = "render,transcode"
     )]
     pub queues: Vec<JobKind>,
+    /// Decode still images in supervised child processes (a crashing decoder
+    /// then fails one job, not the worker), with no credentials and the
+    /// limits below.
+    #[arg(long, env = "THUMBFARM_ISOLATE_DECODERS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub isolate_decoders: bool,
+    /// Address-space limit of a decoder child, in bytes (0: 1 GiB plus 16 bytes per --max-pixels pixel).
+    #[arg(long, env = "THUMBFARM_JOB_MEMORY_LIMIT", default_value_t = 0)]
+    pub job_memory_limit: u64,
+    /// Wall-clock limit of one image decode-and-render in a decoder child, in seconds.
+    #[arg(long, env = "THUMBFARM_JOB_TIMEOUT", default_value_t = 120)]
+    pub job_timeout: u64,
     #[command(flatten)]
     pub video: VideoArgs,
 }
@@ -227,6 +238,23 @@ impl ConsumerArgs {
         }
         let mut queues = self.queues.clone();
         queues.dedup();
+        if self.job_timeout == 0 {
+            return Err(ConfigError::new("--job-timeout", "must be at least 1"));
+        }
+        let isolation = if self.isolate_decoders {
+            let limits = crate::isolation::IsolationLimits {
+                memory_bytes: match self.job_memory_limit {
+                    0 => crate::isolation::IsolationLimits::memory_for(render.max_pixels),
+                    n => n,
+                },
+                timeout: Duration::from_secs(self.job_timeout),
+            };
+            let renderer = crate::isolation::IsolatedRenderer::of_current_exe(limits)
+                .map_err(|e| ConfigError::new("--isolate-decoders", e.to_string()))?;
+            Some(std::sync::Arc::new(renderer))
+        } else {
+            None
+        };
         Ok(WorkerOptions {
             queues,
             concurrency,
@@ -239,6 +267,7 @@ impl ConsumerArgs {
             transient_retry: Duration::from_secs(self.transient_retry_seconds),
             // The queue's limit; the binaries set it from --delivery-limit.
             delivery_limit: 5,
+            isolation,
         })
     }
 }

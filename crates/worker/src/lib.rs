@@ -12,6 +12,7 @@
 pub mod config;
 pub mod health;
 pub mod intake;
+pub mod isolation;
 pub mod jobs;
 pub mod live_photo;
 pub mod metrics;

@@ -81,6 +81,9 @@ struct RenderCmd {
 }
 
 fn main() -> anyhow::Result<()> {
+    // A decoder child (--isolate-decoders) runs its loop and exits here,
+    // before any runtime or logging starts.
+    thumbfarm_worker::isolation::run_child_if_asked();
     let cli = Cli::parse();
     cli.log.init();
     let runtime = tokio::runtime::Builder::new_multi_thread()

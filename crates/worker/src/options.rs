@@ -39,6 +39,9 @@ pub struct WorkerOptions {
     /// Times a message may be given back before the broker dead-letters it
     /// (`--delivery-limit`): a job that fails on its last delivery records why.
     pub delivery_limit: u32,
+    /// Still images are decoded in supervised child processes
+    /// (`--isolate-decoders`); `None`: in this process.
+    pub isolation: Option<std::sync::Arc<crate::isolation::IsolatedRenderer>>,
 }
 
 impl Default for WorkerOptions {
@@ -54,6 +57,7 @@ impl Default for WorkerOptions {
             grace_seconds: 60,
             transient_retry: Duration::from_secs(300),
             delivery_limit: 5,
+            isolation: None,
         }
     }
 }

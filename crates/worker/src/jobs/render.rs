@@ -110,13 +110,17 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
     let media_hint = job.media_type.clone();
     let path = original.path.clone();
     let for_render = wanted.clone();
+    let isolation = opts.isolation.clone();
     let (result, extra) = tokio::task::spawn_blocking(move || {
         if video::file_looks_like_video(&path, media_hint.as_deref())? {
             let result = video::render_poster_file(&path, &for_render, &render_opts, &video_opts)?;
             let live = live_photo::video_content_id(&path).map(|id| (id, Half::Video));
             Ok::<_, render::RenderError>((result, StillExtras { motion: None, live }))
         } else {
-            let result = render::render_file(&path, &for_render, &render_opts)?;
+            let result = match &isolation {
+                Some(children) => children.render_file(&path, &for_render, &render_opts)?,
+                None => render::render_file(&path, &for_render, &render_opts)?,
+            };
             let extras = still_extras(&path, result.media_type);
             Ok((result, extras))
         }

@@ -21,6 +21,11 @@ pub enum RenderError {
     /// Reading the original failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The decoder child died or overran its limits (`decoder crashed:
+    /// SIGSEGV`, `over the job memory limit (1.5 GiB)`, `took longer than
+    /// 120 s`); see `crate::isolation`.
+    #[error("{0}")]
+    Crashed(String),
 }
 
 impl RenderError {

@@ -41,5 +41,5 @@ pub use options::RenderOptions;
 pub use pipeline::{
     probe_bytes, probe_file, render_bytes, render_file, ProbeResult, RenderResult, RenderedOutput,
 };
-pub use probe::ImageFormat;
+pub use probe::{detect, ImageFormat};
 pub use raw::RawKind;
