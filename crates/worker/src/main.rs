@@ -78,6 +78,10 @@ struct RenderCmd {
     limits: SizeArgs,
     #[command(flatten)]
     render: RenderArgs,
+    /// Decode in a supervised child process, as `run --isolate-decoders`
+    /// does (to measure what isolation costs).
+    #[arg(long)]
+    isolate: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -129,8 +133,20 @@ fn render_once(cmd: RenderCmd) -> anyhow::Result<()> {
     let hash = thumbfarm_shared::AssetHash::of_bytes(&data);
     drop(data);
     let started = Instant::now();
-    let result = render::render_file(&cmd.source, &sizes, &opts)
-        .with_context(|| format!("rendering {}", cmd.source.display()))?;
+    let result = if cmd.isolate {
+        let limits = thumbfarm_worker::isolation::IsolationLimits {
+            memory_bytes: thumbfarm_worker::isolation::IsolationLimits::memory_for(opts.max_pixels),
+            timeout: std::time::Duration::from_secs(120),
+        };
+        thumbfarm_worker::isolation::IsolatedRenderer::of_current_exe(limits)?.render_file(
+            &cmd.source,
+            &sizes,
+            &opts,
+        )
+    } else {
+        render::render_file(&cmd.source, &sizes, &opts)
+    }
+    .with_context(|| format!("rendering {}", cmd.source.display()))?;
     std::fs::create_dir_all(&cmd.out).with_context(|| format!("creating {}", cmd.out.display()))?;
     print_line(&format!(
         "{}  {}x{}  {}  decode {:.1} ms",

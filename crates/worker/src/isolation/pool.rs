@@ -93,8 +93,11 @@ impl IsolatedRenderer {
         head.truncate(n);
         let media_type = render::detect(&head)?.media_type();
 
-        let out_dir = path.with_extension(format!("out-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir(&out_dir)?;
+        // A private directory (0700) for the child's outputs.
+        let out = tempfile::Builder::new()
+            .prefix("thumbfarm-outputs-")
+            .tempdir()?;
+        let out_dir = out.path().to_path_buf();
         let result = self.exchange(path, sizes, opts, &out_dir);
         let result = result.and_then(|rendered| {
             let outputs = rendered
@@ -111,7 +114,7 @@ impl IsolatedRenderer {
                 outputs,
             })
         });
-        let _ = std::fs::remove_dir_all(&out_dir);
+        drop(out);
         result
     }
 
