@@ -405,7 +405,8 @@ const UPDATE_ATTEMPTS: usize = 24;
 /// again and `apply` runs again. The write is read back, so that a store
 /// which ignores the condition cannot silently drop it either. `apply` must
 /// be idempotent. A missing manifest is made by `create` (`None`: leave it
-/// missing). Returns the manifest written, if any.
+/// missing). Returns the manifest as read back after the write (the change
+/// in it, perhaps with a concurrent writer's), if one was written.
 pub async fn update_manifest(
     store: &dyn Store,
     key: &str,
@@ -447,7 +448,7 @@ pub async fn update_manifest(
         // ours. `apply` is idempotent, so the change is still in when
         // applying it again changes nothing.
         match get_json_versioned::<Manifest>(store, key).await? {
-            Some((now, _)) if still_applied(&now, &mut apply) => return Ok(Some(m)),
+            Some((now, _)) if still_applied(&now, &mut apply) => return Ok(Some(now)),
             Some(_) => {
                 tracing::debug!(%key, "manifest change lost to a concurrent writer; merging again");
                 continue;

@@ -2,9 +2,8 @@
 //! permanent failures and renders the failed outputs again, e.g. after an
 //! operator raised a limit or fixed a decoder.
 
-use crate::http::auth::check_api_key;
 use crate::http::error::ApiError;
-use crate::routes::manifests::load_manifest;
+use crate::routes::manifests::keyed_manifest;
 use crate::services::failures::{retry_failed, RetryError};
 use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
@@ -13,7 +12,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use thumbfarm_shared::AssetHash;
 
 /// The answer of the retry route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,15 +31,7 @@ pub async fn retry_handler(
     headers: &HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    check_api_key(&state.options().api_keys, headers)?;
-    let Ok(Path(hash)) = path else {
-        return Err(ApiError::BadRequest("malformed hash".into()));
-    };
-    let hash = AssetHash::parse(&hash).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let manifest = load_manifest(state, &hash)
-        .await
-        .map_err(ApiError::from_manifest_read)?
-        .ok_or(ApiError::NotFound)?;
+    let manifest = keyed_manifest(state, headers, path).await?;
     let retried = retry_failed(state, &manifest).await.map_err(|e| match e {
         RetryError::Store(e) => ApiError::from_manifest_read(e),
         RetryError::Queue(e) => ApiError::Unavailable(e.to_string()),
@@ -52,7 +42,7 @@ pub async fn retry_handler(
         StatusCode::OK
     };
     let body = RetryResponse {
-        hash: hash.to_string(),
+        hash: manifest.hash.to_string(),
         cleared: retried.cleared,
         jobs: retried.jobs,
     };

@@ -1,11 +1,34 @@
 //! The manifest of a requested asset: from the hot cache or the store.
 
-use crate::http::error::ThumbError;
+use crate::http::auth::check_api_key;
+use crate::http::error::{ApiError, ThumbError};
 use crate::state::AppState;
+use axum::extract::rejection::PathRejection;
+use axum::extract::Path;
+use axum::http::HeaderMap;
 use std::sync::Arc;
 use thumbfarm_shared::manifest::Manifest;
 use thumbfarm_shared::store::{get_json, StoreError};
 use thumbfarm_shared::AssetHash;
+
+/// The manifest named by a keyed JSON route's `{hash}`: the API key is
+/// checked first, then the hash; 400 when malformed, 404 when unknown, 422
+/// when damaged, 503 when the store fails.
+pub async fn keyed_manifest(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Manifest, ApiError> {
+    check_api_key(&state.options().api_keys, headers)?;
+    let Ok(Path(hash)) = path else {
+        return Err(ApiError::BadRequest("malformed hash".into()));
+    };
+    let hash = AssetHash::parse(&hash).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    load_manifest(state, &hash)
+        .await
+        .map_err(ApiError::from_manifest_read)?
+        .ok_or(ApiError::NotFound)
+}
 
 /// Reads the manifest of `hash`; `Ok(None)` when the asset is unknown.
 pub async fn load_manifest(

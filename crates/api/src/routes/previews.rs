@@ -1,8 +1,7 @@
 //! `GET /api/v1/previews/{hash}`: the FotoWeb-shaped preview list (API key).
 
-use crate::http::auth::check_api_key;
 use crate::http::error::ApiError;
-use crate::routes::manifests::load_manifest;
+use crate::routes::manifests::keyed_manifest;
 use crate::state::AppState;
 use crate::urls::{thumb_url, video_url};
 use axum::extract::rejection::PathRejection;
@@ -15,7 +14,6 @@ use thumbfarm_shared::keys::AVC;
 use thumbfarm_shared::manifest::Manifest;
 use thumbfarm_shared::sizes::{self, Method, Plan, Size, SizeLimits};
 use thumbfarm_shared::tokens::TokenPolicy;
-use thumbfarm_shared::AssetHash;
 
 /// One entry of a preview list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,15 +126,7 @@ pub async fn preview_list_handler(
     headers: &HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    check_api_key(&state.options().api_keys, headers)?;
-    let Ok(Path(hash)) = path else {
-        return Err(ApiError::BadRequest("malformed hash".into()));
-    };
-    let hash = AssetHash::parse(&hash).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let manifest = load_manifest(state, &hash)
-        .await
-        .map_err(ApiError::from_manifest_read)?
-        .ok_or(ApiError::NotFound)?;
+    let manifest = keyed_manifest(state, headers, path).await?;
     let list = preview_list(
         state.tokens(),
         state.limits(),
@@ -168,6 +158,7 @@ pub async fn preview_list_route(
 mod tests {
     use super::*;
     use thumbfarm_shared::messages::SourceRef;
+    use thumbfarm_shared::AssetHash;
 
     fn manifest(w: u32, h: u32) -> Manifest {
         let source = SourceRef {

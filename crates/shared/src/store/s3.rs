@@ -521,24 +521,42 @@ impl S3Store {
     }
 }
 
-#[async_trait]
-impl Store for S3Store {
-    async fn put(
+/// The precondition of a single-request PUT.
+#[derive(Debug, Clone, Copy)]
+enum WriteCondition<'a> {
+    /// Replace whatever is there.
+    None,
+    /// Only over the object whose entity tag this is (`If-Match`).
+    IfMatch(&'a str),
+    /// Only when no object exists (`If-None-Match: *`).
+    IfAbsent,
+}
+
+impl S3Store {
+    /// Stores `body` whole in one PUT, under `condition`.
+    async fn put_bytes(
         &self,
         key: &str,
         body: Bytes,
         content_type: &str,
+        condition: WriteCondition<'_>,
     ) -> Result<ObjectMeta, StoreError> {
         validate_key(key)?;
         let size = body.len() as u64;
-        let out = self
+        let req = self
             .client
             .put_object()
             .bucket(&self.settings.bucket)
             .key(key)
             .content_type(content_type)
             .content_length(size as i64)
-            .body(SdkByteStream::from(body))
+            .body(SdkByteStream::from(body));
+        let req = match condition {
+            WriteCondition::None => req,
+            WriteCondition::IfMatch(etag) => req.if_match(format!("\"{etag}\"")),
+            WriteCondition::IfAbsent => req.if_none_match("*"),
+        };
+        let out = req
             .customize()
             .config_override(upload_timeouts(size))
             .send()
@@ -551,6 +569,19 @@ impl Store for S3Store {
             last_modified: None,
             content_type: Some(content_type.to_string()),
         })
+    }
+}
+
+#[async_trait]
+impl Store for S3Store {
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<ObjectMeta, StoreError> {
+        self.put_bytes(key, body, content_type, WriteCondition::None)
+            .await
     }
 
     async fn put_file(
@@ -630,33 +661,11 @@ impl Store for S3Store {
         content_type: &str,
         if_match: Option<&str>,
     ) -> Result<ObjectMeta, StoreError> {
-        validate_key(key)?;
-        let size = body.len() as u64;
-        let req = self
-            .client
-            .put_object()
-            .bucket(&self.settings.bucket)
-            .key(key)
-            .content_type(content_type)
-            .content_length(size as i64)
-            .body(SdkByteStream::from(body));
-        let req = match if_match {
-            Some(etag) => req.if_match(format!("\"{etag}\"")),
-            None => req.if_none_match("*"),
+        let condition = match if_match {
+            Some(etag) => WriteCondition::IfMatch(etag),
+            None => WriteCondition::IfAbsent,
         };
-        let out = req
-            .customize()
-            .config_override(upload_timeouts(size))
-            .send()
-            .await
-            .map_err(|e| self.err("PUT", key, e))?;
-        Ok(ObjectMeta {
-            key: key.to_string(),
-            size,
-            etag: strip_etag(out.e_tag()),
-            last_modified: None,
-            content_type: Some(content_type.to_string()),
-        })
+        self.put_bytes(key, body, content_type, condition).await
     }
 
     async fn get_stream(

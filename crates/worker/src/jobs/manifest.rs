@@ -80,9 +80,10 @@ pub async fn merge_manifest(
             })
             .await?
             .ok_or_else(|| WorkError::Transient(format!("manifest of {hash} was not written")))?;
+        // `written` was read back after the write: compared with a listing
+        // made after it too.
         let stored = stored_outputs(ctx, &hash).await?;
-        let now = read_manifest(ctx, &hash).await?;
-        if now.is_some_and(|m| stored.all_in(&m)) {
+        if stored.all_in(&written) {
             return Ok(written);
         }
         tracing::debug!(%hash, "a concurrent write dropped outputs from the manifest; merging them again");
