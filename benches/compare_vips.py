@@ -18,7 +18,12 @@ vipsthumbnail makes one size per invocation, so it is measured three ways:
   `total` line of `thumbfarm-worker render`). This is the like-for-like
   library comparison; peak memory is the whole process's in both cases.
 
-Usage: benches/compare_vips.py [--runs N] [--bin target/release/thumbfarm-worker] FILE...
+With `--isolate`, both thumbfarm measurements decode in a supervised child
+process, as the worker does by default (`--isolate-decoders`): the whole
+process then includes starting the child, and the in-process time includes
+handing the job to a warm child and reading its outputs back.
+
+Usage: benches/compare_vips.py [--runs N] [--isolate] [--bin target/release/thumbfarm-worker] FILE...
 """
 
 import argparse
@@ -65,8 +70,11 @@ def vips_cmd(src, out_dir, name, box, fill):
     return cmd
 
 
+ISOLATE = []
+
+
 def bench_thumbfarm(binary, src, out_dir):
-    return run(["taskset", "-c", "0", binary, "render", "--source", src,
+    return run(["taskset", "-c", "0", binary, "render", *ISOLATE, "--source", src,
                 "--sizes", "pregenerated", "--out", out_dir])
 
 
@@ -112,7 +120,7 @@ def bench_pyvips(src, out_dir, env):
 
 
 def bench_thumbfarm_inproc(binary, src, out_dir):
-    return run_timed(["taskset", "-c", "0", binary, "render", "--source", src,
+    return run_timed(["taskset", "-c", "0", binary, "render", *ISOLATE, "--source", src,
                       "--sizes", "pregenerated", "--out", out_dir])
 
 
@@ -151,8 +159,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--bin", default="target/release/thumbfarm-worker")
+    ap.add_argument("--isolate", action="store_true",
+                    help="thumbfarm decodes in a supervised child (the worker's default)")
     ap.add_argument("files", nargs="+")
     args = ap.parse_args()
+    if args.isolate:
+        ISOLATE.append("--isolate")
     if not shutil.which("vipsthumbnail"):
         sys.exit("vipsthumbnail not found (apt-get install libvips-tools)")
     env = dict(os.environ, VIPS_CONCURRENCY="1")

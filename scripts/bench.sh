@@ -8,10 +8,16 @@ cargo build --release -q -p thumbfarm-worker -p thumbfarm-api -p thumbfarm
 echo "## machine"; nproc; grep -m1 'model name' /proc/cpuinfo; free -g | head -2
 echo "## criterion (render stages)"
 cargo bench -q -p thumbfarm-worker --bench render -- --noplot 2>&1 | grep -E 'time:|^[a-z_/0-9]+' || true
-echo "## thumbfarm vs vipsthumbnail (one core each)"
-python3 benches/compare_vips.py --runs 3 \
-  ../shared/corpus/photos/*.jpg ../shared/corpus/ext/photos/pixel4xl_motion_photo.jpg \
-  ../shared/corpus/seed/6720px_white.jpg
+# libvips in-process (pyvips) is the like-for-like library comparison.
+python3 -c 'import pyvips' 2>/dev/null || pip install --quiet pyvips || true
+# Full-size, intact phone and camera originals only (3–12 MP): a blank or
+# truncated file flatters every decoder.
+PHOTOS=(../shared/corpus/photos/*.jpg ../shared/corpus/raw/PXL_20200710_061629144.MP.jpg
+  ../shared/corpus/raw/iphone6s_livephoto.jpg)
+echo "## thumbfarm vs vipsthumbnail (one core each), decoders in process"
+python3 benches/compare_vips.py --runs 3 "${PHOTOS[@]}"
+echo "## the same with decoder isolation (the worker's default)"
+python3 benches/compare_vips.py --runs 3 --isolate "${PHOTOS[@]}"
 echo "## video: thumbfarm transcoder vs the ffmpeg CLI (same settings)"
 python3 benches/compare_ffmpeg.py --runs 3 \
   ../shared/corpus/seed/earth.avi ../shared/corpus/seed/earth.mov \

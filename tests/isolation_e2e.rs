@@ -1,8 +1,8 @@
-//! Decoders in supervised children (`--isolate-decoders`), with the real
-//! worker binary on the real RabbitMQ and S3 server: a child killed
-//! mid-job (SIGSEGV) and a pixel bomb under a low `--job-memory-limit` each
-//! fail their job with a clear reason, the worker lives on and renders the
-//! next job.
+//! Decoders in supervised children (`--isolate-decoders`, the default),
+//! with the real worker binary on the real RabbitMQ and S3 server and the
+//! real FFmpeg: a child killed mid-render (SIGSEGV) or mid-transcode
+//! (SIGKILL) and a pixel bomb under a low `--job-memory-limit` each fail
+//! their job with a clear reason, the worker lives on and does the next job.
 
 mod common;
 
@@ -58,6 +58,43 @@ fn decoder_children(parent: u32) -> Vec<i32> {
             ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains("__decoder-child")
         })
         .collect()
+}
+
+/// Kibibytes resident of `pid`.
+fn rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A decoder child of `parent` that is at work: over `min_kib` resident
+/// (children are started idle ahead of the first job).
+fn busy_child(parent: u32, min_kib: u64) -> i32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(pid) = decoder_children(parent)
+            .into_iter()
+            .find(|pid| rss_kib(*pid) >= min_kib)
+        {
+            return pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no decoder child of {parent} at work"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn kill(pid: i32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {signal} {pid}");
 }
 
 /// Waits for the manifest of `hash` to have dimensions.
@@ -118,23 +155,9 @@ async fn a_decoder_killed_mid_job_fails_that_job_and_the_next_renders() {
     );
     publish(queue.as_ref(), &big).await;
 
-    // The first child appears with the first job: kill it mid-decode.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let child = loop {
-        if let Some(pid) = decoder_children(worker.pid()).first() {
-            break *pid;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no decoder child started"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let status = std::process::Command::new("kill")
-        .args(["-SEGV", &child.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    // The child doing the job (decoding 48 MP: over 100 MB resident) is
+    // killed mid-decode.
+    kill(busy_child(worker.pid(), 100 * 1024), "-SEGV");
 
     let dead = dead_letters(1).await;
     assert_eq!(dead.len(), 1, "{dead:?}");
@@ -156,6 +179,76 @@ async fn a_decoder_killed_mid_job_fails_that_job_and_the_next_renders() {
     assert_eq!(
         m.failures.get("image").map(|f| f.reason.as_str()),
         Some("decoder crashed: SIGSEGV")
+    );
+    assert!(worker.running());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transcoder_killed_mid_job_fails_that_job_and_the_next_transcodes() {
+    let _broker = BROKER_LOCK.lock().await;
+    purge_all().await;
+    let endpoint = s3_endpoint();
+    let bucket = unique_bucket("isovid");
+    let store = s3_store(&endpoint, &bucket).await;
+    let queue = amqp().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = |title| std::fs::read(synthetic_clip(dir.path(), title)).expect("clip");
+    let first_hash = upload_video(store.as_ref(), clip("first")).await;
+    let second_hash = upload_video(store.as_ref(), clip("second")).await;
+    // A transcode-only worker: its only decoder child is the transcoder.
+    let mut worker = spawn_worker(
+        &endpoint,
+        &bucket,
+        &[
+            ("THUMBFARM_QUEUES", "transcode"),
+            ("THUMBFARM_CONCURRENCY", "1"),
+        ],
+    );
+    publish_transcode(queue.as_ref(), first_hash).await;
+
+    // FFmpeg at work in the child (x264's buffers: tens of MB): killed.
+    kill(busy_child(worker.pid(), 60 * 1024), "-KILL");
+
+    let dead = dead_letters(1).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(
+        dead[0].reason.as_deref(),
+        Some("decoder crashed: SIGKILL"),
+        "{dead:?}"
+    );
+    assert!(worker.running(), "the worker outlives its transcoder");
+    let layout = KeyLayout::default();
+    let m = Manifest::from_json(
+        &store
+            .get(&layout.manifest(&first_hash))
+            .await
+            .expect("failure record"),
+    )
+    .expect("manifest");
+    assert_eq!(
+        m.failures.get("avc").map(|f| f.reason.as_str()),
+        Some("decoder crashed: SIGKILL")
+    );
+    assert!(
+        store
+            .head(&layout.video(&first_hash))
+            .await
+            .expect("head")
+            .is_none(),
+        "no MP4 of the killed transcode"
+    );
+
+    // The next job gets a fresh child and its MP4 is stored.
+    publish_transcode(queue.as_ref(), second_hash).await;
+    let second_key = layout.video(&second_hash);
+    wait_until(Duration::from_secs(120), "the next transcode", || async {
+        store.head(&second_key).await.is_ok_and(|h| h.is_some())
+    })
+    .await;
+    let mp4 = store.get(&second_key).await.expect("mp4");
+    assert!(
+        mp4.len() > 10_000 && &mp4[4..8] == b"ftyp",
+        "an MP4 was stored"
     );
     assert!(worker.running());
 }

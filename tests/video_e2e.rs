@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use thumbfarm_shared::messages::{SourceRef, TranscodeJob, V1};
-use thumbfarm_shared::queue::{publish_json, Exchange, Queue, QueueName};
+use thumbfarm_shared::queue::QueueName;
 use thumbfarm_shared::store::Store;
 use thumbfarm_shared::{AssetHash, KeyLayout, Manifest};
 
@@ -152,37 +151,6 @@ async fn thumb_size(client: &reqwest::Client, url: &str) -> (u32, u32) {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-/// Stores a video original under its hash; returns the hash.
-async fn upload_video(store: &dyn Store, body: Vec<u8>) -> AssetHash {
-    let hash = AssetHash::of_bytes(&body);
-    store
-        .put(
-            &KeyLayout::default().original(&hash, "mp4"),
-            body.into(),
-            "video/mp4",
-        )
-        .await
-        .expect("upload");
-    hash
-}
-
-/// Publishes the `avc` transcode job of an uploaded original.
-async fn publish_transcode(queue: &dyn Queue, hash: AssetHash) {
-    let job = TranscodeJob {
-        v: V1,
-        hash: Some(hash),
-        source: SourceRef {
-            bucket: None,
-            key: KeyLayout::default().original(&hash, "mp4"),
-        },
-        format: "avc".into(),
-        force: false,
-    };
-    publish_json(queue, Exchange::Jobs, "transcode", &job)
-        .await
-        .expect("publish");
 }
 
 fn s3_env(endpoint: &str, bucket: &str) -> Vec<(&'static str, String)> {
@@ -354,21 +322,6 @@ async fn hostile_videos_are_dead_lettered_with_a_reason() {
     assert!(worker.running(), "the worker survives hostile videos");
 }
 
-/// A 20 s 1280×720 MPEG-4 Part 2 clip (needs a real encode), made with the
-/// `ffmpeg` CLI from its test source.
-fn synthetic_clip(dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("testsrc.mp4");
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg("testsrc2=size=1280x720:rate=30:duration=20")
-        .args(["-c:v", "mpeg4", "-q:v", "5"])
-        .arg(&path)
-        .status()
-        .expect("run ffmpeg");
-    assert!(status.success(), "ffmpeg made no test clip");
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_transcode_redoes_it_and_never_shows_a_partial_file() {
     let _broker = BROKER_LOCK.lock().await;
@@ -379,7 +332,7 @@ async fn sigkill_mid_transcode_redoes_it_and_never_shows_a_partial_file() {
     let queue = amqp().await;
     let layout = KeyLayout::default();
     let dir = tempfile::tempdir().expect("tempdir");
-    let clip = synthetic_clip(dir.path());
+    let clip = synthetic_clip(dir.path(), "clip");
     let body = std::fs::read(&clip).expect("clip");
     let hash = upload_video(store.as_ref(), body).await;
 
@@ -445,7 +398,7 @@ async fn transcode_in_hand(
     let bucket = unique_bucket(tag);
     let store = s3_store(&endpoint, &bucket).await;
     let queue = amqp().await;
-    let clip = synthetic_clip(dir);
+    let clip = synthetic_clip(dir, "clip");
     let hash = upload_video(store.as_ref(), std::fs::read(&clip).expect("clip")).await;
     let mut progress = queue
         .subscribe(&format!("progress.{hash}"))

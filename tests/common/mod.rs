@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueuePurgeOptions};
 use lapin::{Connection, ConnectionProperties};
-use thumbfarm_shared::queue::{AmqpQueue, AmqpSettings, Queue, QueueName};
+use thumbfarm_shared::messages::{SourceRef, TranscodeJob, V1};
+use thumbfarm_shared::queue::{publish_json, AmqpQueue, AmqpSettings, Exchange, Queue, QueueName};
 use thumbfarm_shared::store::{S3Settings, S3Store, Store};
+use thumbfarm_shared::{AssetHash, KeyLayout};
 
 /// Tests that use the shared broker's fixed queue names run one at a time.
 pub static BROKER_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -453,4 +455,52 @@ pub fn generated_jpeg(seed: u32, w: u32, h: u32) -> Vec<u8> {
     img.write_to(&mut out, image::ImageFormat::Jpeg)
         .expect("encode jpeg");
     out.into_inner()
+}
+
+/// Stores a video original under its hash; returns the hash.
+pub async fn upload_video(store: &dyn Store, body: Vec<u8>) -> AssetHash {
+    let hash = AssetHash::of_bytes(&body);
+    store
+        .put(
+            &KeyLayout::default().original(&hash, "mp4"),
+            body.into(),
+            "video/mp4",
+        )
+        .await
+        .expect("upload");
+    hash
+}
+
+/// Publishes the `avc` transcode job of an uploaded original.
+pub async fn publish_transcode(queue: &dyn Queue, hash: AssetHash) {
+    let job = TranscodeJob {
+        v: V1,
+        hash: Some(hash),
+        source: SourceRef {
+            bucket: None,
+            key: KeyLayout::default().original(&hash, "mp4"),
+        },
+        format: "avc".into(),
+        force: false,
+    };
+    publish_json(queue, Exchange::Jobs, "transcode", &job)
+        .await
+        .expect("publish");
+}
+
+/// A 20 s 1280×720 MPEG-4 Part 2 clip (needs a real encode), made in `dir`
+/// with the `ffmpeg` CLI from its test source; `title` (in its metadata)
+/// makes clips of different bytes.
+pub fn synthetic_clip(dir: &Path, title: &str) -> PathBuf {
+    let path = dir.join(format!("testsrc-{title}.mp4"));
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=1280x720:rate=30:duration=20")
+        .args(["-c:v", "mpeg4", "-q:v", "5"])
+        .args(["-metadata", &format!("title={title}")])
+        .arg(&path)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg made no test clip");
+    path
 }

@@ -501,6 +501,10 @@ async fn serve_runs_the_planner_in_single_machine_mode() {
         &data,
         "--token-mode",
         "public",
+        // Decoder children run this executable, and a test binary is not a
+        // thumbfarm binary (tests/isolation_e2e.rs runs the real ones).
+        "--isolate-decoders",
+        "false",
     ])
     .unwrap();
     assert!(thumbfarm_api::server::runs_planner(&args.serve));

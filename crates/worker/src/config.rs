@@ -81,12 +81,10 @@ pub struct ConsumerArgs {
         default_value = "render,transcode"
     )]
     pub queues: Vec<JobKind>,
-    /// Decode still images in supervised child processes (a crashing decoder
-    /// then fails one job, not the worker), with no credentials and the
-    /// limits below.
-    #[arg(long, env = "THUMBFARM_ISOLATE_DECODERS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    /// Decode in supervised child processes (renders, posters and transcodes; a crashing decoder then fails one job, not the worker), with no credentials and the limits below. `false` decodes in the worker's own process.
+    #[arg(long, env = "THUMBFARM_ISOLATE_DECODERS", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub isolate_decoders: bool,
-    /// Address-space limit of a decoder child, in bytes (0: 1 GiB plus 16 bytes per --max-pixels pixel).
+    /// Address-space limit of a decoder child, in bytes (0: 1 GiB plus 16 bytes per --max-pixels pixel). Transcodes on a hardware encoder (--video-encoder other than libx264) run without one: the GPU driver reserves large address ranges.
     #[arg(long, env = "THUMBFARM_JOB_MEMORY_LIMIT", default_value_t = 0)]
     pub job_memory_limit: u64,
     /// Wall-clock limit of one image decode-and-render in a decoder child, in seconds.
@@ -215,6 +213,37 @@ impl VideoArgs {
 }
 
 impl ConsumerArgs {
+    /// The limits of render children and of transcode children.
+    fn isolation_limits(
+        &self,
+        render: &RenderOptions,
+        video: &VideoOptions,
+    ) -> (
+        crate::isolation::IsolationLimits,
+        crate::isolation::IsolationLimits,
+    ) {
+        use crate::isolation::{IsolationLimits, NO_MEMORY_LIMIT};
+        let memory = match self.job_memory_limit {
+            0 => IsolationLimits::memory_for(render.max_pixels),
+            n => n,
+        };
+        let images = IsolationLimits {
+            memory_bytes: memory,
+            timeout: Duration::from_secs(self.job_timeout),
+        };
+        let videos = IsolationLimits {
+            memory_bytes: if video.encoder == "libx264" {
+                memory
+            } else {
+                NO_MEMORY_LIMIT
+            },
+            // The transcode stops itself at its own limit; the watchdog is
+            // for a child stuck inside a decoder.
+            timeout: video.timeout + Duration::from_secs(30),
+        };
+        (images, videos)
+    }
+
     /// The full worker options.
     pub fn options(
         &self,
@@ -241,17 +270,12 @@ impl ConsumerArgs {
         if self.job_timeout == 0 {
             return Err(ConfigError::new("--job-timeout", "must be at least 1"));
         }
+        let video = self.video.options()?;
         let isolation = if self.isolate_decoders {
-            let limits = crate::isolation::IsolationLimits {
-                memory_bytes: match self.job_memory_limit {
-                    0 => crate::isolation::IsolationLimits::memory_for(render.max_pixels),
-                    n => n,
-                },
-                timeout: Duration::from_secs(self.job_timeout),
-            };
-            let renderer = crate::isolation::IsolatedRenderer::of_current_exe(limits)
+            let (images, videos) = self.isolation_limits(&render, &video);
+            let children = crate::isolation::DecoderChildren::of_current_exe(images, videos)
                 .map_err(|e| ConfigError::new("--isolate-decoders", e.to_string()))?;
-            Some(std::sync::Arc::new(renderer))
+            Some(std::sync::Arc::new(children))
         } else {
             None
         };
@@ -260,7 +284,7 @@ impl ConsumerArgs {
             concurrency,
             prefetch: self.prefetch,
             render,
-            video: self.video.options()?,
+            video,
             layout,
             limits,
             grace_seconds: self.grace_seconds,

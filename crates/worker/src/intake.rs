@@ -35,6 +35,14 @@ pub async fn run(
 
     // One forwarding task per queue; the select below prefers on-demand work.
     let renders = ctx.opts.queues.contains(&JobKind::Render);
+    if let (Some(children), true) = (ctx.opts.isolation.clone(), renders) {
+        // Decoder children start now, not in the first jobs' time.
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = children.warm_up(concurrency) {
+                warn!(error = %e, "decoder children not started ahead (each job starts one)");
+            }
+        });
+    }
     let transcodes = ctx.opts.queues.contains(&JobKind::Transcode);
     let mut ondemand = forward_if(renders, &queue, QueueName::RenderOnDemand, prefetch).await?;
     let mut bulk = forward_if(renders, &queue, QueueName::RenderBulk, prefetch).await?;

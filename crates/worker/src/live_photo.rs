@@ -12,6 +12,15 @@
 
 use std::path::Path;
 
+/// Which half of a Live Photo pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Half {
+    /// The HEIC/JPEG still.
+    Photo,
+    /// The MOV.
+    Video,
+}
+
 /// The Apple MakerNote tag of the Live Photo ContentIdentifier.
 const CONTENT_IDENTIFIER_TAG: u16 = 0x0011;
 

@@ -12,7 +12,8 @@ use thumbfarm_shared::signals::shutdown_signal;
 use thumbfarm_shared::sizes::parse_size_list;
 use thumbfarm_shared::stdout::print_line;
 use thumbfarm_worker::config::{ConsumerArgs, RenderArgs, VideoArgs};
-use thumbfarm_worker::{intake, metrics, render};
+use thumbfarm_worker::isolation::work;
+use thumbfarm_worker::{intake, metrics};
 
 #[derive(Parser, Debug)]
 #[command(name = "thumbfarm-worker", version, about = "thumbfarm render worker")]
@@ -65,9 +66,10 @@ struct RunArgs {
 
 #[derive(clap::Args, Debug)]
 struct RenderCmd {
-    /// The original to render.
-    #[arg(long)]
-    source: PathBuf,
+    /// The original to render; repeat it to render several in one process
+    /// (with `--isolate`, one warm child renders them all, as in the worker).
+    #[arg(long, required = true)]
+    source: Vec<PathBuf>,
     /// Sizes: a comma-separated list, `all` or `pregenerated`.
     #[arg(long, default_value = "pregenerated")]
     sizes: String,
@@ -78,8 +80,8 @@ struct RenderCmd {
     limits: SizeArgs,
     #[command(flatten)]
     render: RenderArgs,
-    /// Decode in a supervised child process, as `run --isolate-decoders`
-    /// does (to measure what isolation costs).
+    /// Decode in a supervised child process, as `run` does by default
+    /// (`--isolate-decoders`), to measure what isolation costs.
     #[arg(long)]
     isolate: bool,
 }
@@ -90,19 +92,18 @@ fn main() -> anyhow::Result<()> {
     thumbfarm_worker::isolation::run_child_if_asked();
     let cli = Cli::parse();
     cli.log.init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // The one-off tools need no async runtime (nor its threads).
+    let args = match cli.command {
+        Some(Command::Render(cmd)) => return render_once(cmd),
+        Some(Command::Transcode(cmd)) => return transcode_once(cmd),
+        Some(Command::Run(args)) => *args,
+        None => RunArgs::try_parse_from(std::env::args().take(1))?,
+    };
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
-    match cli.command {
-        Some(Command::Render(cmd)) => render_once(cmd),
-        Some(Command::Transcode(cmd)) => transcode_once(cmd),
-        Some(Command::Run(args)) => runtime.block_on(run(*args)),
-        None => {
-            let args = RunArgs::try_parse_from(std::env::args().take(1))?;
-            runtime.block_on(run(args))
-        }
-    }
+        .context("starting the async runtime")?
+        .block_on(run(args))
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -128,41 +129,52 @@ fn render_once(cmd: RenderCmd) -> anyhow::Result<()> {
     let limits = cmd.limits.limits();
     let sizes = parse_size_list(&cmd.sizes, &limits)?;
     let opts = cmd.render.options()?;
-    let data =
-        std::fs::read(&cmd.source).with_context(|| format!("reading {}", cmd.source.display()))?;
-    let hash = thumbfarm_shared::AssetHash::of_bytes(&data);
-    drop(data);
-    let started = Instant::now();
-    let result = if cmd.isolate {
-        let limits = thumbfarm_worker::isolation::IsolationLimits {
-            memory_bytes: thumbfarm_worker::isolation::IsolationLimits::memory_for(opts.max_pixels),
+    let video = thumbfarm_worker::video::VideoOptions::default();
+    let mut hashes = Vec::with_capacity(cmd.source.len());
+    for source in &cmd.source {
+        let data =
+            std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;
+        hashes.push(thumbfarm_shared::AssetHash::of_bytes(&data));
+    }
+    std::fs::create_dir_all(&cmd.out).with_context(|| format!("creating {}", cmd.out.display()))?;
+    let children = if cmd.isolate {
+        use thumbfarm_worker::isolation::{DecoderChildren, IsolationLimits};
+        let limits = IsolationLimits {
+            memory_bytes: IsolationLimits::memory_for(opts.max_pixels),
             timeout: std::time::Duration::from_secs(120),
         };
-        thumbfarm_worker::isolation::IsolatedRenderer::of_current_exe(limits)?.render_file(
-            &cmd.source,
-            &sizes,
-            &opts,
-        )
+        let children = DecoderChildren::of_current_exe(limits, limits)?;
+        // Started before the clock, as the worker's pool starts its children
+        // before the first job: `total` is the work, as in process.
+        children.warm_up(1).context("starting a decoder child")?;
+        Some(children)
     } else {
-        render::render_file(&cmd.source, &sizes, &opts)
-    }
-    .with_context(|| format!("rendering {}", cmd.source.display()))?;
-    std::fs::create_dir_all(&cmd.out).with_context(|| format!("creating {}", cmd.out.display()))?;
-    print_line(&format!(
-        "{}  {}x{}  {}  decode {:.1} ms",
-        hash, result.width, result.height, result.media_type, result.decode_millis
-    ))?;
-    for out in &result.outputs {
-        let name = out.size.file_name(hash.as_str());
-        std::fs::write(cmd.out.join(&name), &out.bytes)
-            .with_context(|| format!("writing {name}"))?;
+        None
+    };
+    let started = Instant::now();
+    for (source, hash) in cmd.source.iter().zip(hashes) {
+        let rendered = match &children {
+            Some(children) => children.render_original(source, &sizes, None, &opts, &video),
+            None => work::render_original(source, &sizes, None, &opts, &video),
+        }
+        .with_context(|| format!("rendering {}", source.display()))?;
+        let result = rendered.result;
         print_line(&format!(
-            "{name}  {}x{}  {:.1} ms  {} bytes",
-            out.width,
-            out.height,
-            out.millis,
-            out.bytes.len()
+            "{}  {}x{}  {}  decode {:.1} ms",
+            hash, result.width, result.height, result.media_type, result.decode_millis
         ))?;
+        for out in &result.outputs {
+            let name = out.size.file_name(hash.as_str());
+            std::fs::write(cmd.out.join(&name), &out.bytes)
+                .with_context(|| format!("writing {name}"))?;
+            print_line(&format!(
+                "{name}  {}x{}  {:.1} ms  {} bytes",
+                out.width,
+                out.height,
+                out.millis,
+                out.bytes.len()
+            ))?;
+        }
     }
     print_line(&format!(
         "total {:.1} ms",

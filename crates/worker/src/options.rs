@@ -39,9 +39,9 @@ pub struct WorkerOptions {
     /// Times a message may be given back before the broker dead-letters it
     /// (`--delivery-limit`): a job that fails on its last delivery records why.
     pub delivery_limit: u32,
-    /// Still images are decoded in supervised child processes
+    /// Renders, posters and transcodes run in supervised child processes
     /// (`--isolate-decoders`); `None`: in this process.
-    pub isolation: Option<std::sync::Arc<crate::isolation::IsolatedRenderer>>,
+    pub isolation: Option<std::sync::Arc<crate::isolation::DecoderChildren>>,
 }
 
 impl Default for WorkerOptions {

@@ -2,8 +2,11 @@
 //! child's death means for the job.
 
 use super::child::CHILD_ARG;
-use super::protocol::{Output, Reply, Request, WireOptions};
-use crate::render::{self, RenderError, RenderOptions, RenderResult, RenderedOutput};
+use super::protocol::{Output, RenderRequest, Reply, Request, TranscodeRequest};
+use super::work::{RenderedOriginal, Transcoded};
+use crate::render::{RenderError, RenderOptions, RenderResult, RenderedOutput};
+use crate::video::{VideoError, VideoOptions};
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
@@ -12,10 +15,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thumbfarm_shared::sizes::Size;
 
+/// [`IsolationLimits::memory_bytes`] of children without an address-space
+/// limit (transcodes on a hardware encoder, whose driver reserves large
+/// address ranges).
+pub const NO_MEMORY_LIMIT: u64 = u64::MAX;
+
 /// The limits a decoder child runs under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IsolationLimits {
-    /// Address-space limit of a child, in bytes.
+    /// Address-space limit of a child, in bytes ([`NO_MEMORY_LIMIT`]: none).
     pub memory_bytes: u64,
     /// Wall-clock limit of one job.
     pub timeout: Duration,
@@ -39,101 +47,62 @@ struct Worker {
     stderr: Arc<Mutex<String>>,
 }
 
-/// Renders still images in reusable child processes (see the module docs).
-pub struct IsolatedRenderer {
+/// Bytes of a child's stderr kept to explain its death.
+const STDERR_TAIL: usize = 4096;
+
+/// Why an exchange with a child gave no answer.
+enum Lost {
+    /// The worker's side failed (spawning, pipes).
+    Io(std::io::Error),
+    /// The child died or overran a limit: the reason, for the failure record.
+    Died(String),
+}
+
+impl From<std::io::Error> for Lost {
+    fn from(e: std::io::Error) -> Self {
+        Lost::Io(e)
+    }
+}
+
+impl From<Lost> for RenderError {
+    fn from(l: Lost) -> Self {
+        match l {
+            Lost::Io(e) => RenderError::Io(e),
+            Lost::Died(reason) => RenderError::Crashed(reason),
+        }
+    }
+}
+
+impl From<Lost> for VideoError {
+    fn from(l: Lost) -> Self {
+        match l {
+            Lost::Io(e) => VideoError::Io(e),
+            Lost::Died(reason) => VideoError::Crashed(reason),
+        }
+    }
+}
+
+/// Reusable children of one program under one set of limits.
+struct ChildPool {
     program: PathBuf,
     limits: IsolationLimits,
     idle: Mutex<Vec<Worker>>,
 }
 
-impl std::fmt::Debug for IsolatedRenderer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IsolatedRenderer")
-            .field("program", &self.program)
-            .field("limits", &self.limits)
-            .finish()
-    }
-}
-
-/// Bytes of a child's stderr kept to explain its death.
-const STDERR_TAIL: usize = 4096;
-
-impl IsolatedRenderer {
-    /// Children run `program` (a worker binary: `thumbfarm-worker` or
-    /// `thumbfarm`) under `limits`.
-    pub fn new(program: PathBuf, limits: IsolationLimits) -> Self {
-        IsolatedRenderer {
+impl ChildPool {
+    fn new(program: PathBuf, limits: IsolationLimits) -> Self {
+        ChildPool {
             program,
             limits,
             idle: Mutex::new(Vec::new()),
         }
     }
 
-    /// Children of the running executable.
-    pub fn of_current_exe(limits: IsolationLimits) -> std::io::Result<Self> {
-        Ok(Self::new(std::env::current_exe()?, limits))
-    }
-
-    /// The limits children run under.
-    pub fn limits(&self) -> IsolationLimits {
-        self.limits
-    }
-
-    /// [`render::render_file`] in a child. Blocking: call it from
-    /// `spawn_blocking`.
-    pub fn render_file(
-        &self,
-        path: &Path,
-        sizes: &[Size],
-        opts: &RenderOptions,
-    ) -> Result<RenderResult, RenderError> {
-        // The media type comes from the first bytes, read here (no decoder).
-        let mut head = vec![0u8; 64 * 1024];
-        let n = std::fs::File::open(path)?.read(&mut head)?;
-        head.truncate(n);
-        let media_type = render::detect(&head)?.media_type();
-
-        // A private directory (0700) for the child's outputs.
-        let out = tempfile::Builder::new()
-            .prefix("thumbfarm-outputs-")
-            .tempdir()?;
-        let out_dir = out.path().to_path_buf();
-        let result = self.exchange(path, sizes, opts, &out_dir);
-        let result = result.and_then(|rendered| {
-            let outputs = rendered
-                .outputs
-                .into_iter()
-                .map(|o| read_output(&out_dir, o))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(RenderResult {
-                width: rendered.width,
-                height: rendered.height,
-                media_type,
-                decode_millis: rendered.decode_millis,
-                hdr: rendered.hdr,
-                outputs,
-            })
-        });
-        drop(out);
-        result
-    }
-
-    /// Sends one request to a child and reads its reply; a child that dies
-    /// or overruns the time limit is turned into [`RenderError::Crashed`].
-    fn exchange(
-        &self,
-        path: &Path,
-        sizes: &[Size],
-        opts: &RenderOptions,
-        out_dir: &Path,
-    ) -> Result<super::protocol::Rendered, RenderError> {
-        let request = Request {
-            source: path.to_path_buf(),
-            sizes: sizes.to_vec(),
-            options: WireOptions::from(opts),
-            out_dir: out_dir.to_path_buf(),
-        };
-        let line = serde_json::to_string(&request).map_err(std::io::Error::other)?;
+    /// Sends one request to a child and reads its replies until the final
+    /// one (progress goes to `on_progress`); a child that dies or overruns
+    /// the time limit is [`Lost::Died`].
+    fn exchange(&self, request: &Request, on_progress: &mut dyn FnMut(u8)) -> Result<Reply, Lost> {
+        let line = serde_json::to_string(request).map_err(std::io::Error::other)?;
         let mut worker = self.take()?;
         let sent = writeln!(worker.stdin, "{line}").and_then(|()| worker.stdin.flush());
 
@@ -156,34 +125,31 @@ impl IsolatedRenderer {
                 }
             })
         };
-        let mut reply = String::new();
-        let read = match sent {
-            Ok(()) => worker.stdout.read_line(&mut reply),
-            Err(e) => Err(e),
-        };
+        let outcome = sent.and_then(|()| read_final(&mut worker.stdout, on_progress));
         done.store(true, Ordering::Release);
         let _ = watchdog.join();
 
-        match read {
-            Ok(n) if n > 0 => match serde_json::from_str::<Reply>(&reply) {
-                Ok(Reply::Rendered(rendered)) => {
-                    self.give_back(worker);
-                    Ok(rendered)
-                }
-                Ok(Reply::Failed(failure)) => {
-                    self.give_back(worker);
-                    Err(failure.into())
-                }
-                Err(e) => {
-                    discard(worker);
-                    Err(RenderError::Crashed(format!(
-                        "decoder crashed: unreadable answer ({e})"
-                    )))
-                }
-            },
-            // End of output: the child is gone.
-            _ => {
+        match outcome {
+            Ok(Some(Ok(reply))) => {
+                self.give_back(worker);
+                Ok(reply)
+            }
+            Ok(Some(Err(e))) => {
+                discard(worker);
+                Err(Lost::Died(format!(
+                    "decoder crashed: unreadable answer ({e})"
+                )))
+            }
+            // End of output, or a broken pipe: the child is gone.
+            Ok(None) | Err(_) => {
                 let mut worker = worker;
+                // A child that only closed its output is ended here.
+                if matches!(worker.child.try_wait(), Ok(None)) {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if matches!(worker.child.try_wait(), Ok(None)) {
+                        let _ = worker.child.kill();
+                    }
+                }
                 let status = worker.child.wait()?;
                 let stderr = worker.stderr.lock().map(|s| s.clone()).unwrap_or_default();
                 let reason = death_reason(
@@ -193,7 +159,7 @@ impl IsolatedRenderer {
                     self.limits,
                 );
                 tracing::warn!(%reason, pid, "decoder child died; the job fails, the next gets a new child");
-                Err(RenderError::Crashed(reason))
+                Err(Lost::Died(reason))
             }
         }
     }
@@ -226,6 +192,9 @@ impl IsolatedRenderer {
             // Few malloc arenas: the address-space limit then measures what
             // the decode needs, not per-thread reservations.
             .env("MALLOC_ARENA_MAX", "2")
+            // Its own process group: a Ctrl-C meant for the worker does not
+            // kill the jobs it is finishing.
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -233,12 +202,14 @@ impl IsolatedRenderer {
         // parent; it runs in the forked child before exec.
         unsafe {
             cmd.pre_exec(move || {
-                let limit = libc::rlimit {
-                    rlim_cur: memory as libc::rlim_t,
-                    rlim_max: memory as libc::rlim_t,
-                };
-                if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
-                    return Err(std::io::Error::last_os_error());
+                if memory != NO_MEMORY_LIMIT {
+                    let limit = libc::rlimit {
+                        rlim_cur: memory as libc::rlim_t,
+                        rlim_max: memory as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 // No core files of hostile input.
                 let none = libc::rlimit {
@@ -284,11 +255,178 @@ impl IsolatedRenderer {
     }
 }
 
-impl Drop for IsolatedRenderer {
+impl Drop for ChildPool {
     fn drop(&mut self) {
         let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
         for w in idle {
             discard(w);
+        }
+    }
+}
+
+/// Reads replies until the final one: `None` at end of output (the child is
+/// gone), `Some(Err)` for a line that is not a reply.
+fn read_final(
+    stdout: &mut BufReader<ChildStdout>,
+    on_progress: &mut dyn FnMut(u8),
+) -> std::io::Result<Option<Result<Reply, serde_json::Error>>> {
+    loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        match serde_json::from_str::<Reply>(&line) {
+            Ok(Reply::Progress(p)) => on_progress(p.min(100)),
+            other => return Ok(Some(other)),
+        }
+    }
+}
+
+/// The decoder work of jobs, done in reusable child processes (see the
+/// module docs): still images and posters in one pool, transcodes in
+/// another (their limits differ).
+pub struct DecoderChildren {
+    images: ChildPool,
+    videos: ChildPool,
+}
+
+impl std::fmt::Debug for DecoderChildren {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecoderChildren")
+            .field("program", &self.images.program)
+            .field("images", &self.images.limits)
+            .field("videos", &self.videos.limits)
+            .finish()
+    }
+}
+
+impl DecoderChildren {
+    /// Children run `program` (a worker binary: `thumbfarm-worker` or
+    /// `thumbfarm`): renders under `images`, transcodes under `videos`.
+    pub fn new(program: PathBuf, images: IsolationLimits, videos: IsolationLimits) -> Self {
+        DecoderChildren {
+            images: ChildPool::new(program.clone(), images),
+            videos: ChildPool::new(program, videos),
+        }
+    }
+
+    /// Children of the running executable, which must call
+    /// [`run_child_if_asked`](super::run_child_if_asked) first thing in
+    /// `main` (`thumbfarm-worker` and `thumbfarm` do; a test binary does not).
+    pub fn of_current_exe(
+        images: IsolationLimits,
+        videos: IsolationLimits,
+    ) -> std::io::Result<Self> {
+        Ok(Self::new(std::env::current_exe()?, images, videos))
+    }
+
+    /// Starts `renders` render children ahead of the first jobs, so that no
+    /// job waits for a process start. Blocking.
+    /// Returns when they have answered, i.e. are loaded and ready.
+    pub fn warm_up(&self, renders: usize) -> std::io::Result<()> {
+        for _ in 0..renders {
+            // The newest idle child is the next one taken: this one.
+            let child = self.images.spawn()?;
+            self.images.give_back(child);
+            match self.images.exchange(&Request::Ping, &mut |_| {}) {
+                Ok(Reply::Ready) => {}
+                Ok(_) => return Err(std::io::Error::other("decoder child answered out of turn")),
+                Err(Lost::Io(e)) => return Err(e),
+                Err(Lost::Died(reason)) => return Err(std::io::Error::other(reason)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The limits of render children.
+    pub fn image_limits(&self) -> IsolationLimits {
+        self.images.limits
+    }
+
+    /// The limits of transcode children.
+    pub fn video_limits(&self) -> IsolationLimits {
+        self.videos.limits
+    }
+
+    /// [`work::render_original`] in a child. Blocking: call it from
+    /// `spawn_blocking`.
+    pub fn render_original(
+        &self,
+        path: &Path,
+        sizes: &[Size],
+        media_hint: Option<&str>,
+        render_opts: &RenderOptions,
+        video_opts: &VideoOptions,
+    ) -> Result<RenderedOriginal, RenderError> {
+        // A private directory (0700) for the child's outputs.
+        let out = tempfile::Builder::new()
+            .prefix("thumbfarm-outputs-")
+            .tempdir()?;
+        let out_dir = out.path().to_path_buf();
+        let request = Request::Render(RenderRequest {
+            source: path.to_path_buf(),
+            sizes: sizes.to_vec(),
+            media_hint: media_hint.map(str::to_string),
+            options: render_opts.clone(),
+            video: video_opts.clone(),
+            out_dir: out_dir.clone(),
+        });
+        let rendered = match self.images.exchange(&request, &mut |_| {})? {
+            Reply::Rendered(rendered) => rendered,
+            Reply::RenderFailed(failure) => return Err(failure.into()),
+            _ => {
+                return Err(RenderError::Crashed(
+                    "decoder crashed: answered out of turn".into(),
+                ))
+            }
+        };
+        let outputs = rendered
+            .outputs
+            .into_iter()
+            .map(|o| read_output(&out_dir, o))
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(out);
+        Ok(RenderedOriginal {
+            result: RenderResult {
+                width: rendered.width,
+                height: rendered.height,
+                media_type: known_media_type(&rendered.media_type),
+                decode_millis: rendered.decode_millis,
+                hdr: rendered.hdr,
+                outputs,
+            },
+            extras: rendered.extras,
+        })
+    }
+
+    /// [`work::transcode_original`] in a child: `output` and `work_dir`
+    /// belong to the job. Blocking: call it from `spawn_blocking`.
+    pub fn transcode_original(
+        &self,
+        original: &Path,
+        work_dir: &Path,
+        output: &Path,
+        opts: &VideoOptions,
+        deadline: Instant,
+        progress: &mut dyn FnMut(u8),
+    ) -> Result<Transcoded, VideoError> {
+        let request = Request::Transcode(TranscodeRequest {
+            source: original.to_path_buf(),
+            work_dir: work_dir.to_path_buf(),
+            output: output.to_path_buf(),
+            video: opts.clone(),
+            millis_left: deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .try_into()
+                .unwrap_or(u64::MAX),
+        });
+        match self.videos.exchange(&request, progress)? {
+            Reply::Transcoded(done) => Ok(done),
+            Reply::TranscodeFailed(failure) => Err(failure.into()),
+            _ => Err(VideoError::Crashed(
+                "decoder crashed: answered out of turn".into(),
+            )),
         }
     }
 }
@@ -306,6 +444,33 @@ fn kill(pid: u32, signal: i32) {
             libc::kill(pid, signal);
         }
     }
+}
+
+/// The media type a child named, as one of a bounded set of `'static`
+/// strings (a metric label and the manifest's field): a child that names
+/// something odd, or the 65th distinct type, gets `application/octet-stream`.
+fn known_media_type(name: &str) -> &'static str {
+    const FALLBACK: &str = "application/octet-stream";
+    static SEEN: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let plausible = name.len() <= 64
+        && name.split_once('/').is_some()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"/.+-".contains(&b));
+    if !plausible {
+        return FALLBACK;
+    }
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    let seen = seen.get_or_insert_with(HashSet::new);
+    if let Some(known) = seen.get(name) {
+        return known;
+    }
+    if seen.len() >= 64 {
+        return FALLBACK;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    seen.insert(leaked);
+    leaked
 }
 
 fn read_output(out_dir: &Path, o: Output) -> Result<RenderedOutput, RenderError> {
@@ -337,7 +502,9 @@ fn death_reason(
         return format!("took longer than {} s", limits.timeout.as_secs());
     }
     // Rust aborts when an allocation fails; C decoders report it or crash.
-    if stderr.contains("memory allocation of") || stderr.contains("out of memory") {
+    // (Without a limit, an allocation failure is the machine's, not the job's.)
+    let out_of_memory = stderr.contains("memory allocation of") || stderr.contains("out of memory");
+    if out_of_memory && limits.memory_bytes != NO_MEMORY_LIMIT {
         return format!(
             "over the job memory limit ({})",
             human_bytes(limits.memory_bytes)
@@ -408,5 +575,27 @@ mod tests {
             "took longer than 120 s"
         );
         assert_eq!(IsolationLimits::memory_for(0), 1 << 30);
+    }
+
+    #[test]
+    fn media_types_from_a_child_stay_a_small_set() {
+        assert_eq!(known_media_type("image/jpeg"), "image/jpeg");
+        assert_eq!(known_media_type("video/quicktime"), "video/quicktime");
+        assert_eq!(
+            known_media_type("IMAGE/<script>"),
+            "application/octet-stream"
+        );
+        assert_eq!(
+            known_media_type(&"a/".repeat(40)),
+            "application/octet-stream"
+        );
+        for i in 0..100 {
+            known_media_type(&format!("image/x-made-up-{i}"));
+        }
+        assert_eq!(
+            known_media_type("image/x-made-up-99"),
+            "application/octet-stream"
+        );
+        assert_eq!(known_media_type("image/jpeg"), "image/jpeg");
     }
 }

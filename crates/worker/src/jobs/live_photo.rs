@@ -26,14 +26,7 @@ use thumbfarm_shared::store;
 use thumbfarm_shared::AssetHash;
 use tracing::info;
 
-/// Which half of a pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Half {
-    /// The HEIC/JPEG still.
-    Photo,
-    /// The MOV.
-    Video,
-}
+pub use crate::live_photo::Half;
 
 impl Half {
     fn name(self) -> &'static str {

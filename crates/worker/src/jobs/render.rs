@@ -7,15 +7,14 @@ use super::context::JobContext;
 use super::live_photo::{link_photo_manifest, link_to, record_half, Half, HalfRecord};
 use super::manifest::{merge_manifest, read_manifest, OriginalFacts};
 use super::original::{check_bucket, fetch_original, hash_file};
-use crate::{live_photo, render, video};
+use crate::isolation::work::{self, RenderedOriginal};
+use crate::render;
 use bytes::Bytes;
-use std::path::Path;
-use thumbfarm_shared::manifest::{FailureRecord, OutputInfo, StillVideo, VideoKind, IMAGE_OUTPUT};
+use thumbfarm_shared::manifest::{FailureRecord, OutputInfo, IMAGE_OUTPUT};
 use thumbfarm_shared::messages::RenderJob;
 use thumbfarm_shared::retry::WorkError;
 use thumbfarm_shared::sizes::{self, Size};
 use thumbfarm_shared::AssetHash;
-use tracing::warn;
 
 /// What a finished render job did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,30 +104,26 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
         None => hash_file(&original.path).await?,
     };
 
-    // Decode once and render every wanted size, off the async runtime.
+    // Decode once and render every wanted size, off the async runtime (in a
+    // decoder child when isolated).
     let (render_opts, video_opts) = (opts.render.clone(), opts.video.clone());
     let media_hint = job.media_type.clone();
     let path = original.path.clone();
     let for_render = wanted.clone();
     let isolation = opts.isolation.clone();
-    let (result, extra) = tokio::task::spawn_blocking(move || {
-        if video::file_looks_like_video(&path, media_hint.as_deref())? {
-            let result = video::render_poster_file(&path, &for_render, &render_opts, &video_opts)?;
-            let live = live_photo::video_content_id(&path).map(|id| (id, Half::Video));
-            Ok::<_, render::RenderError>((result, StillExtras { motion: None, live }))
-        } else {
-            let result = match &isolation {
-                Some(children) => children.render_file(&path, &for_render, &render_opts)?,
-                None => render::render_file(&path, &for_render, &render_opts)?,
-            };
-            let extras = still_extras(&path, result.media_type);
-            Ok((result, extras))
+    let RenderedOriginal { result, extras } = tokio::task::spawn_blocking(move || {
+        let hint = media_hint.as_deref();
+        match &isolation {
+            Some(children) => {
+                children.render_original(&path, &for_render, hint, &render_opts, &video_opts)
+            }
+            None => work::render_original(&path, &for_render, hint, &render_opts, &video_opts),
         }
     })
     .await
     .map_err(|e| WorkError::Permanent(format!("renderer crashed: {e}")))??;
     let mut live_link = None;
-    if let Some((content_id, half)) = &extra.live {
+    if let Some((content_id, half)) = &extras.live {
         if let Some(other) = record_half(ctx, content_id, *half, hash, &job.source).await? {
             match half {
                 Half::Photo => live_link = Some(link_to(content_id, &other)),
@@ -143,7 +138,7 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
             }
         }
     }
-    let motion = extra.motion;
+    let motion = extras.motion;
     ctx.metrics
         .decode_seconds
         .with_label_values(&[result.media_type])
@@ -218,67 +213,6 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
         written,
         failed_before: None,
     })
-}
-
-/// What a still's bytes say beyond its pixels.
-struct StillExtras {
-    /// A motion photo's embedded video, or an animation (APNG, WebP).
-    motion: Option<StillVideo>,
-    /// A Live Photo half: its ContentIdentifier and which half it is.
-    live: Option<(String, Half)>,
-}
-
-/// Reads a rendered still again for its motion-photo video, its animation
-/// (APNG, WebP) and its Live Photo ContentIdentifier (byte scans, no decoding).
-fn still_extras(path: &Path, media_type: &str) -> StillExtras {
-    let none = StillExtras {
-        motion: None,
-        live: None,
-    };
-    let animated = matches!(media_type, "image/png" | "image/webp");
-    if !animated && !video::motion_photo::may_be_motion_photo(media_type) {
-        return none;
-    }
-    let data = match std::fs::read(path) {
-        Ok(d) => d,
-        Err(e) => {
-            warn!(error = %e, "motion/Live Photo check: original unreadable");
-            return none;
-        }
-    };
-    if animated {
-        return StillExtras {
-            motion: thumbfarm_shared::animation::is_animated_image(&data)
-                .then(|| StillVideo::new(VideoKind::Animation)),
-            live: None,
-        };
-    }
-    let motion = motion_photo_video(&data);
-    let live = if motion.is_none() {
-        live_photo::photo_content_id(&data).map(|id| (id, Half::Photo))
-    } else {
-        None
-    };
-    StillExtras { motion, live }
-}
-
-/// The video of a motion photo, for the manifest: `None` for a plain still,
-/// and for a still whose declared video cannot be found (logged: its
-/// transcode would fail for good, so no video is offered).
-fn motion_photo_video(data: &[u8]) -> Option<StillVideo> {
-    match video::motion_photo::embedded_video(data) {
-        Ok(Some(found)) => {
-            let mut v = StillVideo::new(VideoKind::MotionPhoto);
-            v.offset = Some(found.offset);
-            v.length = Some(found.length);
-            Some(v)
-        }
-        Ok(None) => None,
-        Err(e) => {
-            warn!(error = %e, "still says it is a motion photo; no video offered");
-            None
-        }
-    }
 }
 
 /// The sizes among `sizes` whose thumbnail is not stored yet.

@@ -10,14 +10,11 @@
 use super::context::JobContext;
 use super::manifest::{merge_manifest, read_manifest, OriginalFacts};
 use super::original::{check_bucket, fetch_original, hash_file};
-use crate::video::{self, metrics::VideoMetrics, motion_photo, TranscodeResult, VideoError};
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use crate::isolation::work::{self, Transcoded};
+use crate::video::{metrics::VideoMetrics, VideoError};
 use std::time::Instant;
 use thumbfarm_shared::keys::AVC;
-use thumbfarm_shared::manifest::{
-    sniff_media_type, FailureRecord, OutputInfo, StillVideo, VideoKind,
-};
+use thumbfarm_shared::manifest::{FailureRecord, OutputInfo};
 use thumbfarm_shared::messages::{Event, TranscodeJob, V1};
 use thumbfarm_shared::queue::{publish_json, Exchange};
 use thumbfarm_shared::retry::WorkError;
@@ -34,7 +31,7 @@ pub struct TranscodeOutcome {
     pub key: String,
     /// What was done; `None` when the MP4 already existed (skipped) or the
     /// transcode failed for good before.
-    pub result: Option<TranscodeResult>,
+    pub result: Option<Transcoded>,
     /// Set when the asset's transcode failed for good before (a recorded
     /// failure): the job did nothing.
     pub failed_before: Option<FailureRecord>,
@@ -67,7 +64,7 @@ async fn video_exists(ctx: &JobContext<'_>, key: &str) -> Result<bool, WorkError
 /// Runs one transcode job to the end: the AVC MP4 stored and the manifest
 /// written. With a queue in the context, progress events
 /// (`progress.<hash>`) are published every 10 % for sources of 10 s and more
-/// ([`video::publishes_progress`]).
+/// ([`crate::video::publishes_progress`]).
 pub async fn transcode_job(
     ctx: &JobContext<'_>,
     job: &TranscodeJob,
@@ -122,21 +119,26 @@ pub async fn transcode_job(
         }
     };
 
-    // Transcode off the async runtime; forward progress as events. A
-    // motion photo's MP4 is cut out of the still first.
+    // Transcode off the async runtime (in a decoder child when isolated);
+    // forward progress as events. A motion photo's MP4 is cut out of the
+    // still first.
     let output = original.dir.path().join("avc.mp4");
     let (tx, mut rx) = mpsc::unbounded_channel::<u8>();
     let video_opts = opts.video.clone();
     let (input, out_path) = (original.path.clone(), output.clone());
     let work_dir = original.dir.path().to_path_buf();
+    let isolation = opts.isolation.clone();
     let mut task = tokio::task::spawn_blocking(move || {
         let mut progress = |p: u8| {
             let _ = tx.send(p);
         };
-        let (source, still) = video_source(&input, &work_dir)?;
-        let result =
-            video::transcode_file(&source, &out_path, &video_opts, deadline, &mut progress)?;
-        Ok::<_, VideoError>((result, still))
+        let (source, dir, opts) = (&input, &work_dir, &video_opts);
+        match &isolation {
+            Some(children) => {
+                children.transcode_original(source, dir, &out_path, opts, deadline, &mut progress)
+            }
+            None => work::transcode_original(source, dir, &out_path, opts, deadline, &mut progress),
+        }
     });
     let joined = loop {
         tokio::select! {
@@ -151,8 +153,7 @@ pub async fn transcode_job(
             }
         }
     };
-    let (result, still) =
-        joined.map_err(|e| WorkError::Permanent(format!("transcoder crashed: {e}")))??;
+    let result = joined.map_err(|e| WorkError::Permanent(format!("transcoder crashed: {e}")))??;
     record(&result, &hash);
 
     // Whole object: the finished file goes up in one put.
@@ -165,20 +166,21 @@ pub async fn transcode_job(
 
     let facts = OriginalFacts {
         source: &job.source,
-        media_type: still
+        media_type: result
+            .still
             .as_ref()
-            .map_or(result.source.media_type, |s| s.media_type),
+            .map_or(&result.source.media_type, |s| &s.media_type),
         bytes: original.bytes,
     };
     merge_manifest(ctx, hash, facts, |m| {
-        match &still {
+        match &result.still {
             // A still keeps its own dimensions, media type and HDR facts.
             Some(s) => m.video = Some(s.video.clone()),
             None => {
                 m.width = result.source.width;
                 m.height = result.source.height;
                 if let Some(hdr) = &result.source.hdr {
-                    m.hdr = Some(hdr.to_manifest());
+                    m.hdr = Some(hdr.clone());
                 }
             }
         }
@@ -204,52 +206,8 @@ pub async fn transcode_job(
     })
 }
 
-/// The video of a still, when the original is one.
-struct StillSource {
-    /// The still's media type.
-    media_type: &'static str,
-    /// What the manifest records.
-    video: StillVideo,
-}
-
-/// The file to transcode: the original itself (a video, an animated GIF,
-/// APNG or WebP), or the MP4 cut out of a motion photo. A JPEG/HEIC without
-/// a video, like a still PNG/WebP, fails for good.
-fn video_source(
-    original: &Path,
-    work_dir: &Path,
-) -> Result<(PathBuf, Option<StillSource>), VideoError> {
-    let mut head = Vec::with_capacity(64);
-    std::fs::File::open(original)?
-        .take(64)
-        .read_to_end(&mut head)?;
-    let media_type = sniff_media_type(&head).unwrap_or("");
-    if matches!(media_type, "image/gif" | "image/png" | "image/webp") {
-        // An animation: FFmpeg (GIF, APNG) or the WebP frame encoder reads it.
-        let video = StillVideo::new(VideoKind::Animation);
-        return Ok((
-            original.to_path_buf(),
-            Some(StillSource { media_type, video }),
-        ));
-    }
-    if !motion_photo::may_be_motion_photo(media_type) {
-        return Ok((original.to_path_buf(), None));
-    }
-    match motion_photo::extract_motion_video(original, work_dir)? {
-        Some((path, found)) => {
-            let mut video = StillVideo::new(VideoKind::MotionPhoto);
-            video.offset = Some(found.offset);
-            video.length = Some(found.length);
-            Ok((path, Some(StillSource { media_type, video })))
-        }
-        None => Err(VideoError::NotVideo(format!(
-            "a still ({media_type}) without an embedded video"
-        ))),
-    }
-}
-
 /// Metrics and the log line of a finished transcode.
-fn record(result: &TranscodeResult, hash: &AssetHash) {
+fn record(result: &Transcoded, hash: &AssetHash) {
     let metrics = VideoMetrics::get();
     let path_label = result.path.as_str();
     metrics

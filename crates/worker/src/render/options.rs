@@ -3,7 +3,7 @@
 use thumbfarm_shared::Size;
 
 /// Limits and encoder settings for rendering.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RenderOptions {
     /// JPEG quality for boxes above 150 px.
     pub jpeg_quality: u8,

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Instant;
 
 /// Which way the AVC MP4 was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum VideoPath {
     /// Packets copied into a new MP4, no re-encode.
     Remux,

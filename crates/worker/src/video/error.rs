@@ -26,6 +26,11 @@ pub enum VideoError {
     /// Reading or writing a local file failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The decoder child died or overran its limits (`decoder crashed:
+    /// SIGSEGV`, `over the job memory limit (1.5 GiB)`); see
+    /// `crate::isolation`.
+    #[error("{0}")]
+    Crashed(String),
 }
 
 impl VideoError {

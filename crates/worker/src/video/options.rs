@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Encoder settings and limits of the video pipeline.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VideoOptions {
     /// The H.264 encoder: `libx264` (default), `h264_nvenc`, `h264_qsv` or
     /// `h264_vaapi`. A hardware encoder that cannot be opened falls back to
