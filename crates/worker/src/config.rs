@@ -84,7 +84,7 @@ pub struct ConsumerArgs {
     /// Decode in supervised child processes (renders, posters and transcodes; a crashing decoder then fails one job, not the worker), with no credentials and the limits below. `false` decodes in the worker's own process.
     #[arg(long, env = "THUMBFARM_ISOLATE_DECODERS", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub isolate_decoders: bool,
-    /// Address-space limit of a decoder child, in bytes (0: 1 GiB plus 16 bytes per --max-pixels pixel). Transcodes on a hardware encoder (--video-encoder other than libx264) run without one: the GPU driver reserves large address ranges.
+    /// Address-space limit of a decoder child, in bytes (0: 1 GiB plus 16 bytes per --max-pixels pixel, and for transcodes 32 MiB more per core for FFmpeg's threads). Transcodes on a hardware encoder (--video-encoder other than libx264) run without one: the GPU driver reserves large address ranges.
     #[arg(long, env = "THUMBFARM_JOB_MEMORY_LIMIT", default_value_t = 0)]
     pub job_memory_limit: u64,
     /// Wall-clock limit of one image decode-and-render in a decoder child, in seconds.
@@ -231,9 +231,16 @@ impl ConsumerArgs {
             memory_bytes: memory,
             timeout: Duration::from_secs(self.job_timeout),
         };
+        // FFmpeg's decoder and x264 run a thread or more per core, each
+        // reserving a stack: room for that on top, by default.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+        let video_memory = match self.job_memory_limit {
+            0 => memory.saturating_add(cores * (32 << 20)),
+            n => n,
+        };
         let videos = IsolationLimits {
             memory_bytes: if video.encoder == "libx264" {
-                memory
+                video_memory
             } else {
                 NO_MEMORY_LIMIT
             },
