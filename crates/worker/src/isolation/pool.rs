@@ -45,6 +45,8 @@ struct Worker {
     stdout: BufReader<ChildStdout>,
     /// The end of what the child wrote to stderr (why it aborted).
     stderr: Arc<Mutex<String>>,
+    /// The thread that reads it; it ends when the child has exited.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Bytes of a child's stderr kept to explain its death.
@@ -151,6 +153,10 @@ impl ChildPool {
                     }
                 }
                 let status = worker.child.wait()?;
+                // Its last words (an allocation failure) are read to the end.
+                if let Some(reader) = worker.stderr_reader.take() {
+                    let _ = reader.join();
+                }
                 let stderr = worker.stderr.lock().map(|s| s.clone()).unwrap_or_default();
                 let reason = death_reason(
                     status,
@@ -228,7 +234,7 @@ impl ChildPool {
             return Err(std::io::Error::other("decoder child without pipes"));
         };
         let stderr = Arc::new(Mutex::new(String::new()));
-        {
+        let stderr_reader = {
             let tail = Arc::clone(&stderr);
             std::thread::spawn(move || {
                 let mut buf = [0u8; 1024];
@@ -244,13 +250,14 @@ impl ChildPool {
                         t.drain(..cut);
                     }
                 }
-            });
-        }
+            })
+        };
         Ok(Worker {
             child,
             stdin,
             stdout: BufReader::new(stdout),
             stderr,
+            stderr_reader: Some(stderr_reader),
         })
     }
 }
