@@ -131,17 +131,6 @@ pub struct Transcoded {
     pub still: Option<StillSource>,
 }
 
-impl Transcoded {
-    /// Media seconds per wall second.
-    pub fn speed(&self) -> f64 {
-        if self.wall_seconds > 0.0 {
-            self.media_seconds / self.wall_seconds
-        } else {
-            0.0
-        }
-    }
-}
-
 /// What the manifest records of a transcoded source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TranscodedSource {
@@ -167,6 +156,11 @@ pub struct StillSource {
 }
 
 impl Transcoded {
+    /// Media seconds per wall second.
+    pub fn speed(&self) -> f64 {
+        video::media_speed(self.media_seconds, self.wall_seconds)
+    }
+
     fn new(result: TranscodeResult, still: Option<StillSource>) -> Self {
         Transcoded {
             path: result.path,

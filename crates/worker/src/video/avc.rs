@@ -55,11 +55,16 @@ pub struct TranscodeResult {
 impl TranscodeResult {
     /// Media seconds per wall second.
     pub fn speed(&self) -> f64 {
-        if self.wall_seconds > 0.0 {
-            self.media_seconds / self.wall_seconds
-        } else {
-            0.0
-        }
+        media_speed(self.media_seconds, self.wall_seconds)
+    }
+}
+
+/// Media seconds per wall second (0 when no time was measured).
+pub fn media_speed(media_seconds: f64, wall_seconds: f64) -> f64 {
+    if wall_seconds > 0.0 {
+        media_seconds / wall_seconds
+    } else {
+        0.0
     }
 }
 

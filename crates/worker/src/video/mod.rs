@@ -39,7 +39,7 @@ mod remux;
 mod sniff;
 mod transcode;
 
-pub use avc::{transcode_file, TranscodeResult, VideoPath};
+pub use avc::{media_speed, transcode_file, TranscodeResult, VideoPath};
 pub use error::VideoError;
 pub use hdr::{ToneMap, VideoHdr, VideoTransfer};
 pub use options::VideoOptions;
