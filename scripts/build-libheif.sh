@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds a current libheif (decode only: libde265 for HEVC/HEIC, dav1d for
-# AV1/AVIF) as a static, PIC library into a prefix and prints the environment
+# Builds a current libheif (decoders: libde265 for HEVC/HEIC, dav1d for
+# AV1/AVIF; one encoder: libaom for AVIF thumbnails) as a static, PIC library into a prefix and prints the environment
 # that libheif-sys (feature v1_23, no embedded build) needs to find it.
 #
 #   scripts/build-libheif.sh               # build if missing; prints export lines
@@ -21,9 +21,9 @@
 # SHA-256 (the same one as in Cargo.lock). LIBHEIF_SRC=/path/to/libheif-1.23.1
 # builds from an unpacked upstream release instead.
 #
-# System packages (Debian bookworm): cmake g++ make pkg-config curl libde265-dev libdav1d-dev.
-# The static libheif links libde265.so.0 and libdav1d.so.6 dynamically (runtime
-# packages libde265-0, libdav1d6); binaries need no LD_LIBRARY_PATH/rpath and never
+# System packages (Debian bookworm): cmake g++ make pkg-config curl libde265-dev libdav1d-dev libaom-dev.
+# The static libheif links libde265.so.0, libdav1d.so.6 and libaom.so.3 dynamically
+# (runtime packages libde265-0, libdav1d6, libaom3); binaries need no LD_LIBRARY_PATH/rpath and never
 # load Debian's libheif.so.1.
 set -euo pipefail
 
@@ -51,8 +51,10 @@ CMAKE_OPTS=(
   # Decoders we want, built in (not as plugins).
   -DWITH_LIBDE265=ON -DWITH_LIBDE265_PLUGIN=OFF
   -DWITH_DAV1D=ON -DWITH_DAV1D_PLUGIN=OFF
-  # Everything else off: no encoders, no aom/ffmpeg/openjpeg/... link deps.
-  -DWITH_AOM_DECODER=OFF -DWITH_AOM_ENCODER=OFF
+  # AVIF thumbnails: libaom's encoder, built in (dav1d decodes AV1).
+  -DWITH_AOM_ENCODER=ON -DWITH_AOM_ENCODER_PLUGIN=OFF
+  # Everything else off: no other encoders, no ffmpeg/openjpeg/... link deps.
+  -DWITH_AOM_DECODER=OFF
   -DWITH_X265=OFF -DWITH_X264=OFF -DWITH_KVAZAAR=OFF -DWITH_UVG266=OFF
   -DWITH_VVDEC=OFF -DWITH_VVENC=OFF -DWITH_OpenH264_DECODER=OFF
   -DWITH_SvtEnc=OFF -DWITH_RAV1E=OFF
@@ -105,8 +107,8 @@ fi
 for tool in cmake c++ make pkg-config; do
   command -v "$tool" >/dev/null || { echo "build-libheif: missing $tool (apt-get install cmake g++ make pkg-config)" >&2; exit 1; }
 done
-for pc in libde265 dav1d; do
-  pkg-config --exists "$pc" || { echo "build-libheif: missing $pc (apt-get install libde265-dev libdav1d-dev)" >&2; exit 1; }
+for pc in libde265 dav1d aom; do
+  pkg-config --exists "$pc" || { echo "build-libheif: missing $pc (apt-get install libde265-dev libdav1d-dev libaom-dev)" >&2; exit 1; }
 done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/libheif-build.XXXXXX")
@@ -139,7 +141,7 @@ staging="$prefix.tmp.$$"
 rm -rf "$staging"
 cmake -S "$src" -B "$work/build" -DCMAKE_INSTALL_PREFIX="$prefix" "${CMAKE_OPTS[@]}" >"$work/cmake.log" 2>&1 \
   || { cat "$work/cmake.log" >&2; exit 1; }
-grep -E "libde265 HEVC decoder|Dav1d AV1 decoder" "$work/cmake.log" >&2 || true
+grep -E "libde265 HEVC decoder|Dav1d AV1 decoder|AOM AV1 encoder" "$work/cmake.log" >&2 || true
 nice -n "${LIBHEIF_NICE:-10}" cmake --build "$work/build" -j "$jobs" >"$work/build.log" 2>&1 \
   || { tail -50 "$work/build.log" >&2; exit 1; }
 DESTDIR="$staging" cmake --install "$work/build" >/dev/null
@@ -159,7 +161,7 @@ rm -rf "$staging"
 # its private dependencies: move them into Libs so every consumer links.
 pc="$prefix/lib/pkgconfig/libheif.pc"
 private=$(sed -n 's/^Libs.private: *//p' "$pc")
-dep_libs=$(pkg-config --libs libde265 dav1d)
+dep_libs=$(pkg-config --libs libde265 dav1d aom)
 # (-lstdc++ once: Libs.private already names it.)
 sed -i "s|^Libs: .*|Libs: -L\${libdir} -lheif $dep_libs $private -lm -lpthread|" "$pc"
 grep -q -- '-lstdc++' "$pc" || sed -i 's|^Libs: .*|& -lstdc++|' "$pc"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing thumbfarm needs on Debian, skipping what
 # is already there: FFmpeg dev packages, clang (for ffmpeg-next's bindgen),
-# lcms2, cmake + nasm (libjpeg-turbo is built from source), libde265 + dav1d and
+# lcms2, cmake + nasm (libjpeg-turbo is built from source), libde265 + dav1d +
+# libaom and
 # a libheif 1.23 built from source (scripts/build-libheif.sh, once per machine:
 # ~3 CPU-minutes; Debian's 1.15 cannot read iOS 18 HEICs), RabbitMQ, the
 # comparison tools for benches, and an S3-compatible server (s3s-fs).
@@ -12,9 +13,10 @@ packages=(
   pkg-config clang libclang-dev cmake nasm
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   libavfilter-dev libavdevice-dev ffmpeg
-  libde265-dev libdav1d-dev g++ make curl liblcms2-dev
+  libde265-dev libdav1d-dev libaom-dev g++ make curl liblcms2-dev
   rabbitmq-server
   libvips-tools wrk nginx-light chromium python3-venv
+  libavif-bin webp libjpeg-turbo-progs
 )
 
 missing=()

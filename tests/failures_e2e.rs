@@ -381,7 +381,7 @@ async fn concurrent_jobs_of_one_asset_keep_every_output_in_its_manifest() {
             v: V1,
             hash: Some(hash),
             source: manifest.original.clone(),
-            sizes: vec![size],
+            sizes: vec![size.into()],
             force: false,
             media_type: Some("video/mp4".into()),
         };
@@ -503,7 +503,7 @@ async fn a_store_configuration_error_holds_the_job_and_makes_the_worker_unready(
             bucket: None,
             key: key.clone(),
         },
-        sizes: vec![Size::Tile224],
+        sizes: vec![Size::Tile224.into()],
         force: false,
         media_type: Some("image/jpeg".into()),
     };

@@ -28,7 +28,7 @@ async fn job_for(store: &dyn Store, body: Vec<u8>, sizes: Vec<Size>) -> RenderJo
         v: V1,
         hash: Some(hash),
         source: SourceRef { bucket: None, key },
-        sizes,
+        sizes: sizes.into_iter().map(Into::into).collect(),
         force: false,
         media_type: Some("image/jpeg".into()),
     }

@@ -28,7 +28,11 @@ async fn upload_job(store: &dyn Store, name: &str, body: Vec<u8>, with_hash: boo
         v: V1,
         hash: with_hash.then_some(hash),
         source: SourceRef { bucket: None, key },
-        sizes: SizeLimits::default().pregenerated(),
+        sizes: SizeLimits::default()
+            .pregenerated()
+            .into_iter()
+            .map(Into::into)
+            .collect(),
         force: false,
         media_type: None,
     }
@@ -327,7 +331,7 @@ async fn an_ondemand_job_overtakes_a_bulk_backlog() {
             true,
         )
         .await;
-        job.sizes = vec![thumbfarm_shared::sizes::Size::Tile50];
+        job.sizes = vec![thumbfarm_shared::sizes::Size::Tile50.into()];
         bulk.push(job);
     }
     let mut urgent = upload_job(
@@ -337,7 +341,7 @@ async fn an_ondemand_job_overtakes_a_bulk_backlog() {
         true,
     )
     .await;
-    urgent.sizes = vec![thumbfarm_shared::sizes::Size::Tile50];
+    urgent.sizes = vec![thumbfarm_shared::sizes::Size::Tile50.into()];
     let urgent_hash = urgent.hash.expect("hash");
     publish_jobs(queue.as_ref(), routing::RENDER_BULK, &bulk).await;
     publish_jobs(

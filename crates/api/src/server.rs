@@ -118,7 +118,8 @@ impl Server {
     /// listeners (`--listen 127.0.0.1:0` picks a free port; see
     /// [`Server::local_addr`]).
     pub async fn bind(args: &ServeArgs) -> Result<Server, ServeError> {
-        let options = args.api.options()?;
+        let mut options = args.api.options()?;
+        options.pregenerate_formats = args.sizes.pregenerate_formats()?;
         let tokens = args.tokens.policy()?;
         let layout = args.store.layout()?;
         let limits = args.sizes.limits();
@@ -149,7 +150,8 @@ impl Server {
         if state.options().api_keys.is_empty() {
             tracing::warn!("no --api-keys configured: the preview list and ingest answer 401");
         }
-        let planner = runs_planner(args).then(|| args.planner.options(layout, limits));
+        let planner =
+            runs_planner(args).then(|| args.planner.options(layout, state.pregeneration().clone()));
         Ok(Server {
             listener,
             admin,

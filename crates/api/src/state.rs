@@ -3,6 +3,7 @@
 
 use crate::config::ApiOptions;
 use crate::metrics::Metrics;
+use crate::planning::jobs::Pregeneration;
 use crate::services::hot_cache::HotCache;
 use crate::services::ondemand::Coordinator;
 use crate::services::status_board::StatusBoard;
@@ -24,6 +25,7 @@ struct Inner {
     queue: Arc<dyn Queue>,
     tokens: TokenPolicy,
     limits: SizeLimits,
+    pregen: Pregeneration,
     layout: KeyLayout,
     options: ApiOptions,
     metrics: Arc<Metrics>,
@@ -58,9 +60,10 @@ impl AppState {
         // The metric names are literals checked by the unit tests, so
         // registering them cannot fail at run time.
         let metrics = Arc::new(Metrics::new().expect("static metric definitions are valid"));
+        let pregen = Pregeneration::new(limits, &options.pregenerate_formats);
         let coordinator = Coordinator::new(
             Arc::clone(&queue),
-            limits,
+            pregen.clone(),
             options.wait_timeout,
             Arc::clone(&metrics),
         );
@@ -72,6 +75,7 @@ impl AppState {
                 queue,
                 tokens,
                 limits,
+                pregen,
                 layout,
                 options,
                 metrics,
@@ -100,6 +104,11 @@ impl AppState {
     /// The size limits.
     pub fn limits(&self) -> &SizeLimits {
         &self.inner.limits
+    }
+
+    /// What ingest pre-generates (sizes and formats).
+    pub fn pregeneration(&self) -> &Pregeneration {
+        &self.inner.pregen
     }
 
     /// The key layout.

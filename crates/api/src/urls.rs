@@ -1,5 +1,6 @@
 //! Building thumbnail URLs.
 
+use thumbfarm_shared::renditions::Rendition;
 use thumbfarm_shared::sizes::Size;
 use thumbfarm_shared::tokens::{Subject, TokenPolicy};
 use thumbfarm_shared::AssetHash;
@@ -16,11 +17,37 @@ pub fn thumb_url(
     hash: &AssetHash,
     size: Size,
 ) -> String {
-    let token = tokens.mint(hash, Subject::Thumb(size));
+    let token = tokens.mint(hash, Subject::Thumb(size.into()));
     format!(
         "{}{THUMB_PREFIX}/{hash}/{token}/{}",
         public_url.unwrap_or(""),
         size.name()
+    )
+}
+
+/// The URL of `rendition` of `hash` naming its format (`…/tile_500.webp`,
+/// `…/tile_500.jpg`, `…/colors.png`): the CDN-safe form, never negotiated.
+pub fn rendition_url(
+    tokens: &TokenPolicy,
+    public_url: Option<&str>,
+    hash: &AssetHash,
+    rendition: Rendition,
+) -> String {
+    let token = tokens.mint(hash, Subject::Thumb(rendition));
+    format!(
+        "{}{THUMB_PREFIX}/{hash}/{token}/{}.{}",
+        public_url.unwrap_or(""),
+        rendition.size.name(),
+        rendition.file_format().extension()
+    )
+}
+
+/// The URL of the ThumbHash placeholder PNG of `hash`.
+pub fn placeholder_url(tokens: &TokenPolicy, public_url: Option<&str>, hash: &AssetHash) -> String {
+    let token = tokens.mint(hash, Subject::Placeholder);
+    format!(
+        "{}{THUMB_PREFIX}/{hash}/{token}/thumbhash",
+        public_url.unwrap_or("")
     )
 }
 

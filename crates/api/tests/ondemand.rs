@@ -65,8 +65,11 @@ async fn fifty_concurrent_misses_make_one_job_and_all_get_the_image() {
         Job::Render(job) => {
             assert_eq!(job.hash, Some(hash));
             assert!(!job.force);
-            assert!(job.sizes.contains(&Size::Fit1280));
-            assert!(job.sizes.contains(&Size::Tile224) && job.sizes.contains(&Size::Fit720));
+            assert!(job.sizes.contains(&Size::Fit1280.into()));
+            assert!(
+                job.sizes.contains(&Size::Tile224.into())
+                    && job.sizes.contains(&Size::Fit720.into())
+            );
             assert_eq!(job.source.key, h.layout.original(&hash, "jpg"));
             job.sizes
         }
@@ -79,6 +82,7 @@ async fn fifty_concurrent_misses_make_one_job_and_all_get_the_image() {
         v: V1,
         hash,
         sizes: job_sizes,
+        thumbhash: None,
     })
     .await;
     for task in tasks {
@@ -228,7 +232,7 @@ async fn unknown_dimensions_are_resolved_after_the_event() {
         .await
     );
     match take_job(&h, QueueName::RenderOnDemand).await {
-        Job::Render(job) => assert!(job.sizes.contains(&Size::Fit7680), "{:?}", job.sizes),
+        Job::Render(job) => assert!(job.sizes.contains(&Size::Fit7680.into()), "{:?}", job.sizes),
         other => panic!("{other:?}"),
     }
     // The worker learns the original is 1000x800, stores fit_1280 and the manifest.
@@ -237,7 +241,8 @@ async fn unknown_dimensions_are_resolved_after_the_event() {
     h.event(&Event::Rendered {
         v: V1,
         hash,
-        sizes: vec![Size::Fit1280],
+        sizes: vec![Size::Fit1280.into()],
+        thumbhash: None,
     })
     .await;
     let (status, _, body) = request.await.unwrap();
@@ -274,7 +279,8 @@ async fn events_of_other_jobs_wake_waiters_that_check_again() {
     h.event(&Event::Rendered {
         v: V1,
         hash,
-        sizes: vec![Size::Tile50],
+        sizes: vec![Size::Tile50.into()],
+        thumbhash: None,
     })
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -284,7 +290,8 @@ async fn events_of_other_jobs_wake_waiters_that_check_again() {
     h.event(&Event::Rendered {
         v: V1,
         hash,
-        sizes: vec![Size::Left224],
+        sizes: vec![Size::Left224.into()],
+        thumbhash: None,
     })
     .await;
     let (status, _, body) = request.await.unwrap();

@@ -76,8 +76,10 @@ async fn fotoweb_shape_with_signed_hrefs_that_work() {
     let raw: serde_json::Value = serde_json::from_slice(&body).unwrap();
     for entry in raw.as_array().unwrap() {
         let keys: Vec<&String> = entry.as_object().unwrap().keys().collect();
-        assert_eq!(keys.len(), 6, "{entry}");
-        for k in ["name", "size", "width", "height", "href", "square"] {
+        assert_eq!(keys.len(), 7, "the FotoWeb fields and the formats: {entry}");
+        for k in [
+            "name", "size", "width", "height", "href", "square", "formats",
+        ] {
             assert!(entry.get(k).is_some(), "{k} in {entry}");
         }
     }
@@ -104,10 +106,25 @@ async fn fotoweb_shape_with_signed_hrefs_that_work() {
         let (token, name) = rest.split_once('/').unwrap();
         assert_eq!(name, p.name);
         assert!(
-            policy.verify(&hash, Subject::Thumb(size), token),
+            policy.verify(&hash, Subject::Thumb(size.into()), token),
             "{}",
             p.href
         );
+        // Every format's href is signed for that format only.
+        for (format, entry) in &p.formats {
+            let rest = entry.href.strip_prefix(&prefix).unwrap();
+            let (token, name) = rest.split_once('/').unwrap();
+            let rendition: thumbfarm_shared::Rendition = name.parse().unwrap();
+            assert_eq!(rendition.format.name(), format.as_str());
+            assert!(
+                policy.verify(&hash, Subject::Thumb(rendition), token),
+                "{}",
+                entry.href
+            );
+            if format != "jpeg" {
+                assert!(!policy.verify(&hash, Subject::Thumb(size.into()), token));
+            }
+        }
     }
     // A listed href opens the thumbnail once it exists.
     h.put_thumb(hash, Size::Tile224, b"tile").await;

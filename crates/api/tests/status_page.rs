@@ -102,7 +102,7 @@ async fn publish_waiting_jobs(queue: &dyn Queue, n: usize, t: usize) {
                 bucket: None,
                 key: format!("originals/waiting-{i}.jpg"),
             },
-            sizes: vec![Size::Tile100],
+            sizes: vec![Size::Tile100.into()],
             force: false,
             media_type: Some("image/jpeg".into()),
         };
@@ -354,7 +354,12 @@ async fn status_page_in_headless_chromium_shows_the_broker_depths() {
         let r = Event::Rendered {
             v: V1,
             hash: rendered_hash,
-            sizes: vec![Size::Tile50, Size::Tile100, Size::Fit720],
+            sizes: vec![
+                Size::Tile50.into(),
+                Size::Tile100.into(),
+                Size::Fit720.into(),
+            ],
+            thumbhash: None,
         };
         publish_json(queue.as_ref(), Exchange::Events, &r.routing_key(), &r)
             .await
@@ -576,7 +581,8 @@ async fn signed_mode_status_mints_no_url_without_the_key() {
         let r = Event::Rendered {
             v: V1,
             hash: rendered,
-            sizes: vec![Size::Tile100, Size::Fit720],
+            sizes: vec![Size::Tile100.into(), Size::Fit720.into()],
+            thumbhash: None,
         };
         publish_json(queue.as_ref(), Exchange::Events, &r.routing_key(), &r)
             .await
@@ -623,7 +629,10 @@ async fn signed_mode_status_mints_no_url_without_the_key() {
         assert!(thumb_urls(text).is_empty(), "{what} has a URL: {text}");
         assert!(!text.contains(token.as_str()), "{what} has the token");
         for size in [Size::Tile100, Size::Fit720] {
-            let t = policy.mint(&rendered, thumbfarm_shared::tokens::Subject::Thumb(size));
+            let t = policy.mint(
+                &rendered,
+                thumbfarm_shared::tokens::Subject::Thumb(size.into()),
+            );
             assert!(!text.contains(&t), "{what} holds a valid token for {size}");
         }
     }

@@ -124,7 +124,7 @@ async fn signed_tokens_are_per_size_and_hash() {
         h.put_thumb(hash, Size::Tile224, b"tile").await;
         h.put_thumb(hash, Size::Fit7680, b"big").await;
     }
-    let tile_token = policy.mint(&a, Subject::Thumb(Size::Tile224));
+    let tile_token = policy.mint(&a, Subject::Thumb(Size::Tile224.into()));
     let (status, ..) = h.get(&thumb_uri(&a, &tile_token, "tile_224")).await;
     assert_eq!(status, StatusCode::OK);
     let (status, ..) = h.get(&thumb_uri(&a, &tile_token, "fit_7680")).await;
@@ -140,7 +140,7 @@ async fn signed_tokens_are_per_size_and_hash() {
     // Unknown sizes cannot be signed: 403 in signed mode (documented).
     let (status, ..) = h.get(&thumb_uri(&a, &tile_token, "fit_999")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let big = policy.mint(&a, Subject::Thumb(Size::Fit7680));
+    let big = policy.mint(&a, Subject::Thumb(Size::Fit7680.into()));
     let (status, _, body) = h.get(&thumb_uri(&a, &big, "fit_7680")).await;
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"big"[..]));
 }

@@ -208,7 +208,7 @@ async fn checks_in_order_hash_token_format_asset_kind() {
         (
             video_uri(
                 &hash,
-                &policy.mint(&hash, Subject::Thumb(Size::Fit720)),
+                &policy.mint(&hash, Subject::Thumb(Size::Fit720.into())),
                 "avc",
             ),
             StatusCode::FORBIDDEN,

@@ -4,6 +4,7 @@
 
 use crate::keys::KeyLayout;
 use crate::queue::{AmqpQueue, AmqpSettings, MemoryQueue, Queue};
+use crate::renditions::{parse_format_list, OutputFormat};
 use crate::sizes::SizeLimits;
 use crate::store::{LocalStore, S3Settings, S3Store, Store};
 use crate::tokens::{SigningKey, TokenMode, TokenPolicy};
@@ -224,12 +225,24 @@ pub struct SizeArgs {
     /// Largest box side rendered on request (clamped to static..7680).
     #[arg(long, env = "THUMBFARM_DYNAMIC_SIZE_LIMIT", default_value_t = crate::sizes::DEFAULT_DYNAMIC_LIMIT)]
     pub dynamic_size_limit: u32,
+    /// Formats ingest and backfill pre-render, comma-separated: jpeg[,webp[,avif]] (JPEG always; others are rendered on request otherwise).
+    #[arg(long, env = "THUMBFARM_PREGENERATE_FORMATS", default_value = "jpeg")]
+    pub pregenerate_formats: String,
 }
 
 impl SizeArgs {
     /// The clamped limits.
     pub fn limits(&self) -> SizeLimits {
         SizeLimits::new(self.static_size_limit, self.dynamic_size_limit)
+    }
+
+    /// The pre-generated formats, JPEG first.
+    pub fn pregenerate_formats(&self) -> Result<Vec<OutputFormat>, ConfigError> {
+        let mut formats = parse_format_list(&self.pregenerate_formats)
+            .map_err(|e| ConfigError::new("--pregenerate-formats", e.to_string()))?;
+        formats.retain(|f| *f != OutputFormat::Jpeg);
+        formats.insert(0, OutputFormat::Jpeg);
+        Ok(formats)
     }
 }
 

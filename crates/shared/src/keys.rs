@@ -2,7 +2,7 @@
 //! directory:
 //!
 //! ```text
-//! thumbs/<h0>/<h1>/<h2>/<sha1>_<W>x<H>_<method>.<jpg|png>
+//! thumbs/<h0>/<h1>/<h2>/<sha1>_<W>x<H>_<method>.<jpg|png|webp|avif>
 //! videos/<h0>/<h1>/<h2>/<sha1>.avc.mp4
 //! meta/<h0>/<h1>/<h2>/<sha1>.json
 //! originals/<h0>/<h1>/<h2>/<sha1>.<ext>
@@ -10,7 +10,7 @@
 //! ```
 
 use crate::hash::AssetHash;
-use crate::sizes::Size;
+use crate::renditions::Rendition;
 use serde::{Deserialize, Serialize};
 
 /// The top-level folders of the store.
@@ -79,8 +79,8 @@ impl Default for KeyLayout {
 /// What a parsed key points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyKind {
-    /// A thumbnail of a size.
-    Thumb(Size),
+    /// A thumbnail: a size in a format.
+    Thumb(Rendition),
     /// The AVC transcode.
     Video,
     /// The manifest.
@@ -117,11 +117,12 @@ impl KeyLayout {
     }
 
     /// The key of a thumbnail.
-    pub fn thumb(&self, hash: &AssetHash, size: Size) -> String {
+    /// A [`Size`](crate::sizes::Size) is its classic (JPEG/PNG) rendition.
+    pub fn thumb(&self, hash: &AssetHash, rendition: impl Into<Rendition>) -> String {
         format!(
             "{}{}",
             self.dir(THUMBS, hash),
-            size.file_name(hash.as_str())
+            rendition.into().file_name(hash.as_str())
         )
     }
 
@@ -168,9 +169,8 @@ impl KeyLayout {
             }
         }
         let kind = match root {
-            THUMBS => Size::ALL
-                .into_iter()
-                .find(|s| s.spec().suffix == rest)
+            THUMBS => Rendition::all()
+                .find(|r| r.suffix() == rest)
                 .map(KeyKind::Thumb),
             VIDEOS if rest.strip_prefix('.').and_then(|r| r.strip_suffix(".mp4")) == Some(AVC) => {
                 Some(KeyKind::Video)
@@ -205,6 +205,7 @@ pub fn sanitize_extension(ext: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sizes::Size;
 
     fn hash() -> AssetHash {
         AssetHash::parse("ec952cab562a55d96ddff2a2fcc41e875393a27a").unwrap()
@@ -281,10 +282,10 @@ mod tests {
         let h = hash();
         for depth in 1..=4 {
             let l = KeyLayout::new(depth).unwrap();
-            for size in Size::ALL {
+            for r in Rendition::all() {
                 assert_eq!(
-                    KeyLayout::parse(&l.thumb(&h, size)),
-                    Ok((h, KeyKind::Thumb(size)))
+                    KeyLayout::parse(&l.thumb(&h, r)),
+                    Ok((h, KeyKind::Thumb(r)))
                 );
             }
             assert_eq!(KeyLayout::parse(&l.video(&h)), Ok((h, KeyKind::Video)));

@@ -1,6 +1,6 @@
 //! thumbfarm-shared: everything the API and the workers must agree on.
 //!
-//! - [`sizes`]: the size table, limits and output geometry;
+//! - [`sizes`]: the size table, limits and output geometry; [`renditions`]: a size in an output format (JPEG, WebP, AVIF);
 //! - [`hash`] and [`keys`]: asset hashes and the storage key layout;
 //! - [`tokens`]: URL tokens for the three token modes;
 //! - [`messages`] and [`manifest`]: job, event and ingest messages, asset manifests;
@@ -22,6 +22,7 @@ pub mod manifest;
 pub mod messages;
 pub mod motion_photo;
 pub mod queue;
+pub mod renditions;
 pub mod retry;
 pub mod signals;
 pub mod sizes;
@@ -33,4 +34,5 @@ pub mod tokens;
 pub use hash::AssetHash;
 pub use keys::KeyLayout;
 pub use manifest::Manifest;
+pub use renditions::{OutputFormat, Rendition};
 pub use sizes::{Size, SizeLimits};

@@ -194,7 +194,13 @@ pub struct Manifest {
     /// animation); absent for videos (their media type says so) and plain stills.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<StillVideo>,
-    /// Stored outputs by size name (`fit_720`) or format (`avc`).
+    /// The ThumbHash of the image or poster (base64, standard alphabet with
+    /// padding): a ~25-byte blurred placeholder, computed by the render job
+    /// from pixels it already had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbhash: Option<String>,
+    /// Stored outputs by rendition name (`fit_720`, `fit_720.webp`) or
+    /// video format (`avc`).
     #[serde(default)]
     pub outputs: BTreeMap<String, OutputInfo>,
     /// Permanent failures by output ([`IMAGE_OUTPUT`] for every size, `avc`).
@@ -229,6 +235,7 @@ impl Manifest {
             duration_ms: None,
             hdr: None,
             video: None,
+            thumbhash: None,
             outputs: BTreeMap::new(),
             failures: BTreeMap::new(),
             created_at: now.clone(),
@@ -542,6 +549,7 @@ mod tests {
             duration_ms: None,
             hdr: None,
             video: None,
+            thumbhash: Some("1QcSHQRnh493V4dIh4eXh1h4kJUI".into()),
             outputs: BTreeMap::new(),
             failures: BTreeMap::new(),
             created_at: String::new(),

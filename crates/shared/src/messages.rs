@@ -1,7 +1,7 @@
 //! Job and event messages (docs/contracts.md §5). Every message is JSON with `"v": 1`.
 
 use crate::hash::AssetHash;
-use crate::sizes::Size;
+use crate::renditions::Rendition;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The message schema version; only `1` deserializes.
@@ -47,8 +47,10 @@ pub struct RenderJob {
     pub hash: Option<AssetHash>,
     /// The original.
     pub source: SourceRef,
-    /// The sizes wanted (resolved per original by the worker).
-    pub sizes: Vec<Size>,
+    /// The renditions wanted: size names for the classic JPEG/PNG,
+    /// `tile_500.webp` for other formats (sizes resolved per original by the
+    /// worker).
+    pub sizes: Vec<Rendition>,
     /// Re-render outputs that already exist.
     #[serde(default)]
     pub force: bool,
@@ -87,8 +89,11 @@ pub enum Event {
     Rendered {
         v: V1,
         hash: AssetHash,
-        /// The sizes now stored (rendered or already there).
-        sizes: Vec<Size>,
+        /// The renditions now stored (rendered or already there).
+        sizes: Vec<Rendition>,
+        /// The asset's ThumbHash (base64), when this job computed it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thumbhash: Option<String>,
     },
     /// A transcode stored.
     Transcoded {
@@ -235,6 +240,8 @@ impl IngestEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::renditions::OutputFormat;
+    use crate::sizes::Size;
 
     const H: &str = "ec952cab562a55d96ddff2a2fcc41e875393a27a";
 
@@ -247,13 +254,18 @@ mod tests {
                 bucket: None,
                 key: "originals/e/c/9/x.jpg".into(),
             },
-            sizes: vec![Size::Tile50, Size::Fit720],
+            sizes: vec![
+                Size::Tile50.into(),
+                Rendition::new(Size::Fit720, OutputFormat::Webp).unwrap(),
+            ],
             force: false,
             media_type: Some("image/jpeg".into()),
         };
         let json = serde_json::to_string(&job).unwrap();
         assert!(
-            json.contains("\"v\":1") && json.contains("\"tile_50\""),
+            json.contains("\"v\":1")
+                && json.contains("\"tile_50\"")
+                && json.contains("\"fit_720.webp\""),
             "{json}"
         );
         assert_eq!(
@@ -271,6 +283,11 @@ mod tests {
         assert!(Job::parse(
             "render.bulk",
             br#"{"v":1,"source":{"key":"k"},"sizes":["fit_999"]}"#
+        )
+        .is_err());
+        assert!(Job::parse(
+            "render.bulk",
+            br#"{"v":1,"source":{"key":"k"},"sizes":["tile_500.gif"]}"#
         )
         .is_err());
         assert!(Job::parse(

@@ -51,6 +51,10 @@ pub enum Format {
     Jpeg,
     /// PNG (only `colors`).
     Png,
+    /// Lossy WebP.
+    Webp,
+    /// AVIF.
+    Avif,
 }
 
 impl Format {
@@ -59,6 +63,8 @@ impl Format {
         match self {
             Format::Jpeg => "jpg",
             Format::Png => "png",
+            Format::Webp => "webp",
+            Format::Avif => "avif",
         }
     }
 
@@ -67,6 +73,8 @@ impl Format {
         match self {
             Format::Jpeg => "image/jpeg",
             Format::Png => "image/png",
+            Format::Webp => "image/webp",
+            Format::Avif => "image/avif",
         }
     }
 }
@@ -636,11 +644,17 @@ pub fn cascade_source(size: Size, w: u32, h: u32, rendering: &[Size]) -> Option<
         return None;
     };
     let mut source = size.spec().source?;
+    // Sources resolved so far: for an original smaller than a fit box, a
+    // fit's source can resolve back to that fit (fit_1920 of a 900×600
+    // original is its fit_1280, whose source is fit_1920), so the walk
+    // stops at the first repeat instead of going round for ever.
+    let mut seen: Vec<Size> = Vec::new();
     loop {
         let resolved = resolve(source, w, h)?;
-        if resolved == size {
+        if resolved == size || seen.contains(&resolved) {
             return None;
         }
+        seen.push(resolved);
         if rendering.contains(&resolved) {
             let Plan::Render(src) = plan(resolved, w, h) else {
                 return None;
@@ -668,6 +682,31 @@ mod tests {
             Plan::Render(g) => g,
             other => panic!("{size} of {w}x{h}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn cascade_walks_end_for_every_size_and_shape() {
+        // A job for one size of an original smaller than the fit boxes
+        // (tile_500 of 900×600) once looped for ever here.
+        for (w, h) in [
+            (900, 600),
+            (600, 900),
+            (1000, 800),
+            (1300, 700),
+            (500, 500),
+            (4000, 3000),
+        ] {
+            for size in Size::ALL {
+                for rendering in [vec![size], Size::ALL.to_vec()] {
+                    let src = cascade_source(size, w, h, &rendering);
+                    assert!(src.is_none_or(|s| s != size && rendering.contains(&s)));
+                }
+            }
+        }
+        assert_eq!(
+            cascade_source(Size::Tile500, 900, 600, &[Size::Tile500]),
+            None
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! All comparisons are constant-time.
 
 use crate::hash::AssetHash;
-use crate::sizes::Size;
+use crate::renditions::Rendition;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -45,8 +45,11 @@ impl fmt::Display for TokenMode {
 /// What a token grants access to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject<'a> {
-    /// One thumbnail size.
-    Thumb(Size),
+    /// One thumbnail size in one format (the classic JPEG/PNG signs as the
+    /// bare size name, as before formats existed).
+    Thumb(Rendition),
+    /// The ThumbHash placeholder of an asset (`…/thumbhash`).
+    Placeholder,
     /// One video format (`avc`).
     Video(&'a str),
 }
@@ -54,7 +57,8 @@ pub enum Subject<'a> {
 impl Subject<'_> {
     fn label(&self) -> String {
         match self {
-            Subject::Thumb(size) => format!("t:{}", size.name()),
+            Subject::Thumb(r) => format!("t:{}", r.name()),
+            Subject::Placeholder => "t:thumbhash".to_string(),
             Subject::Video(format) => format!("v:{format}"),
         }
     }
@@ -246,6 +250,24 @@ impl TokenPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::renditions::OutputFormat;
+    use crate::sizes::Size;
+
+    #[test]
+    fn signed_tokens_cover_the_format() {
+        let key = SigningKey::new("k1", b"0123456789abcdef").unwrap();
+        let p = TokenPolicy::Signed(vec![key]);
+        let jpeg = Subject::Thumb(Size::Tile500.into());
+        let webp = Subject::Thumb(Rendition::new(Size::Tile500, OutputFormat::Webp).unwrap());
+        let avif = Subject::Thumb(Rendition::new(Size::Tile500, OutputFormat::Avif).unwrap());
+        let t = p.mint(&h('a'), webp);
+        assert!(p.verify(&h('a'), webp, &t));
+        assert!(!p.verify(&h('a'), jpeg, &t));
+        assert!(!p.verify(&h('a'), avif, &t));
+        assert!(!p.verify(&h('a'), Subject::Placeholder, &t));
+        // The other modes do not depend on the format.
+        assert!(TokenPolicy::Public.verify(&h('a'), avif, "public"));
+    }
 
     fn h(c: char) -> AssetHash {
         AssetHash::parse(&c.to_string().repeat(40)).unwrap()
@@ -258,7 +280,7 @@ mod tests {
     #[test]
     fn public_mode_takes_only_public() {
         let p = TokenPolicy::from_config(TokenMode::Public, &[], &[]).unwrap();
-        let s = Subject::Thumb(Size::Fit720);
+        let s = Subject::Thumb(Size::Fit720.into());
         assert_eq!(p.mint(&h('a'), s), "public");
         assert!(p.verify(&h('a'), s, "public"));
         for bad in ["", "Public", "public ", "publicx", "x"] {
@@ -270,7 +292,7 @@ mod tests {
     fn preview_tokens_rotate() {
         let tokens = vec!["newtoken1".to_string(), "oldtoken0".to_string()];
         let p = TokenPolicy::from_config(TokenMode::PreviewToken, &tokens, &[]).unwrap();
-        let s = Subject::Thumb(Size::Tile50);
+        let s = Subject::Thumb(Size::Tile50.into());
         assert_eq!(p.mint(&h('a'), s), "newtoken1");
         assert!(p.verify(&h('a'), s, "newtoken1"));
         assert!(
@@ -316,7 +338,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let tile = Subject::Thumb(Size::Tile224);
+        let tile = Subject::Thumb(Size::Tile224.into());
         let t = p.mint(&h('a'), tile);
         assert!(t.starts_with("k2.") && t.len() <= MAX_TOKEN_LEN, "{t}");
         assert!(t
@@ -324,10 +346,10 @@ mod tests {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
         assert!(p.verify(&h('a'), tile, &t));
         // Knowing one URL reveals nothing about another size, format or asset.
-        assert!(!p.verify(&h('a'), Subject::Thumb(Size::Fit7680), &t));
+        assert!(!p.verify(&h('a'), Subject::Thumb(Size::Fit7680.into()), &t));
         assert!(!p.verify(&h('a'), Subject::Video("avc"), &t));
         assert!(!p.verify(&h('b'), tile, &t));
-        assert_ne!(p.mint(&h('a'), Subject::Thumb(Size::Fit7680)), t);
+        assert_ne!(p.mint(&h('a'), Subject::Thumb(Size::Fit7680.into())), t);
     }
 
     #[test]
@@ -335,7 +357,7 @@ mod tests {
         let k1 = key("k1", "the-old-secret-16");
         let p =
             TokenPolicy::from_config(TokenMode::Signed, &[], std::slice::from_ref(&k1)).unwrap();
-        let s = Subject::Thumb(Size::Fit1920);
+        let s = Subject::Thumb(Size::Fit1920.into());
         let good = p.mint(&h('c'), s);
         // Truncated.
         assert!(!p.verify(&h('c'), s, &good[..good.len() - 1]));

@@ -68,7 +68,7 @@ proptest! {
         ]);
         let preview = TokenPolicy::PreviewTokens(vec!["abcdefgh12345678".into()]);
         for policy in [TokenPolicy::Public, preview, signed] {
-            let _ = policy.verify(&hash, Subject::Thumb(Size::ALL[i]), &token);
+            let _ = policy.verify(&hash, Subject::Thumb(Size::ALL[i].into()), &token);
             let _ = policy.verify(&hash, Subject::Video("avc"), &token);
         }
     }

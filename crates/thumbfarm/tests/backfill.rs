@@ -17,13 +17,18 @@ use thumbfarm_shared::messages::{Job, RenderJob, SourceRef, V1};
 use thumbfarm_shared::queue::QueueName;
 use thumbfarm_shared::sizes::{Size, SizeLimits};
 use thumbfarm_shared::store::Store;
+use thumbfarm_shared::Rendition;
 use thumbfarm_shared::{AssetHash, KeyLayout};
 use thumbfarm_worker::jobs::{self, JobContext};
 use thumbfarm_worker::{intake, WorkerOptions};
 
 fn opts(limits: SizeLimits) -> BackfillOptions {
     BackfillOptions {
-        sizes: limits.pregenerated(),
+        sizes: limits
+            .pregenerated()
+            .into_iter()
+            .map(Rendition::from)
+            .collect(),
         rate: 0.0,
         ..BackfillOptions::default()
     }
@@ -43,7 +48,11 @@ async fn ingest(store: &dyn Store, file: &str, limits: SizeLimits) -> AssetHash 
         v: V1,
         hash: Some(hash),
         source: SourceRef { bucket: None, key },
-        sizes: limits.pregenerated(),
+        sizes: limits
+            .pregenerated()
+            .into_iter()
+            .map(Rendition::from)
+            .collect(),
         force: false,
         media_type: Some("image/jpeg".into()),
     };
@@ -160,7 +169,7 @@ async fn raising_the_static_limit_backfills_exactly_the_new_sizes() {
     let jobs = render_jobs(&run.jobs);
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].hash, Some(big));
-    assert_eq!(jobs[0].sizes, vec![Size::Fit2560]);
+    assert_eq!(jobs[0].sizes, vec![Size::Fit2560.into()]);
     assert_eq!(jobs, render_jobs(&dry.jobs));
     assert_eq!(broker_count(QueueName::RenderBulk).await, 1);
     let _ = small;
@@ -263,8 +272,8 @@ async fn an_interrupted_backfill_resumes_from_its_cursor() {
         .map(|j| match Job::parse(&j.routing_key, &j.body).unwrap() {
             Job::Render(r) => {
                 // 800×600: the pre-generated set resolved for it.
-                assert!(r.sizes.contains(&Size::Fit1280));
-                assert!(!r.sizes.contains(&Size::Fit1920), "{:?}", r.sizes);
+                assert!(r.sizes.contains(&Size::Fit1280.into()));
+                assert!(!r.sizes.contains(&Size::Fit1920.into()), "{:?}", r.sizes);
                 r.hash.unwrap()
             }
             other => panic!("{other:?}"),
@@ -386,7 +395,7 @@ fn backfill_flags_parse_and_validate() {
         panic!("not backfill")
     };
     let o = args.options().unwrap();
-    assert_eq!(o.sizes, vec![Size::Fit720, Size::Tile50]);
+    assert_eq!(o.sizes, vec![Size::Fit720.into(), Size::Tile50.into()]);
     assert!(o.dry_run && o.since.is_some());
     assert_eq!(o.rate, 10.0);
 
@@ -395,7 +404,11 @@ fn backfill_flags_parse_and_validate() {
     let Command::Tool(ToolCommand::Backfill(args)) = cli.command else {
         panic!()
     };
-    assert!(args.options().unwrap().sizes.contains(&Size::Fit2560));
+    assert!(args
+        .options()
+        .unwrap()
+        .sizes
+        .contains(&Size::Fit2560.into()));
 
     for (flag, bad) in [
         ("--sizes", "--sizes=fit_999"),

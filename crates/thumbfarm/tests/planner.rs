@@ -310,7 +310,13 @@ async fn a_burst_of_1000_events_for_100_files_enqueues_100_assets_of_jobs() {
     for j in &jobs {
         match Job::parse(&j.routing_key, &j.body).unwrap() {
             Job::Render(r) => {
-                assert_eq!(r.sizes, SizeLimits::default().pregenerated());
+                assert_eq!(
+                    r.sizes,
+                    thumbfarm_shared::renditions::pregenerated(
+                        &SizeLimits::default(),
+                        &[thumbfarm_shared::OutputFormat::Jpeg]
+                    )
+                );
                 assert_eq!(r.source.bucket, None);
                 if r.hash.is_some() {
                     with_hash += 1;

@@ -1,7 +1,7 @@
 //! Worker options as command-line flags and `THUMBFARM_*` variables.
 
 use crate::options::{JobKind, WorkerOptions};
-use crate::render::RenderOptions;
+use crate::render::{RenderOptions, DEFAULT_AVIF_QUALITY, DEFAULT_WEBP_QUALITY};
 use crate::video::VideoOptions;
 use std::time::Duration;
 use thumbfarm_shared::config::ConfigError;
@@ -16,6 +16,15 @@ pub struct RenderArgs {
     /// JPEG quality of boxes of 150 px and below.
     #[arg(long, env = "THUMBFARM_JPEG_QUALITY_SMALL", default_value_t = 78)]
     pub jpeg_quality_small: u8,
+    /// WebP quality (1-100; the default matches the JPEG's DSSIM on photos).
+    #[arg(long, env = "THUMBFARM_WEBP_QUALITY", default_value_t = DEFAULT_WEBP_QUALITY)]
+    pub webp_quality: u8,
+    /// AVIF quality (1-100; the default matches the JPEG's DSSIM on photos).
+    #[arg(long, env = "THUMBFARM_AVIF_QUALITY", default_value_t = DEFAULT_AVIF_QUALITY)]
+    pub avif_quality: u8,
+    /// AVIF encoder speed (libaom, 0 slowest/smallest .. 9 fastest).
+    #[arg(long, env = "THUMBFARM_AVIF_SPEED", default_value_t = 8)]
+    pub avif_speed: u8,
     /// Largest original, in pixels (width × height).
     #[arg(long, env = "THUMBFARM_MAX_PIXELS", default_value_t = 100_000_000)]
     pub max_pixels: u64,
@@ -33,10 +42,15 @@ impl RenderArgs {
         for (option, q) in [
             ("--jpeg-quality", self.jpeg_quality),
             ("--jpeg-quality-small", self.jpeg_quality_small),
+            ("--webp-quality", self.webp_quality),
+            ("--avif-quality", self.avif_quality),
         ] {
             if !(1..=100).contains(&q) {
                 return Err(ConfigError::new(option, "must be between 1 and 100"));
             }
+        }
+        if self.avif_speed > 9 {
+            return Err(ConfigError::new("--avif-speed", "must be between 0 and 9"));
         }
         if self.max_pixels == 0 {
             return Err(ConfigError::new("--max-pixels", "must be above 0"));
@@ -50,6 +64,11 @@ impl RenderArgs {
         Ok(RenderOptions {
             jpeg_quality: self.jpeg_quality,
             jpeg_quality_small: self.jpeg_quality_small,
+            webp_quality: self.webp_quality,
+            webp_method: RenderOptions::default().webp_method,
+            avif_quality: self.avif_quality,
+            avif_speed: self.avif_speed,
+            encode_threads: 1,
             max_pixels: self.max_pixels,
             max_file_size: self.max_file_size,
             max_dimension: self.max_dimension,
@@ -285,6 +304,13 @@ impl ConsumerArgs {
             Some(std::sync::Arc::new(children))
         } else {
             None
+        };
+        // Cores a job has to spare when every job slot is busy: its
+        // outputs are encoded on that many threads.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let render = RenderOptions {
+            encode_threads: (cores / concurrency.max(1)).max(1),
+            ..render
         };
         Ok(WorkerOptions {
             queues,

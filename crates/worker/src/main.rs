@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
+use thumbfarm_shared::Rendition;
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
@@ -73,6 +74,9 @@ struct RenderCmd {
     /// Sizes: a comma-separated list, `all` or `pregenerated`.
     #[arg(long, default_value = "pregenerated")]
     sizes: String,
+    /// Formats to encode each size in: comma-separated jpeg, webp, avif.
+    #[arg(long, default_value = "jpeg")]
+    formats: String,
     /// Directory for the outputs (created).
     #[arg(long)]
     out: PathBuf,
@@ -127,7 +131,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 fn render_once(cmd: RenderCmd) -> anyhow::Result<()> {
     let limits = cmd.limits.limits();
-    let sizes = parse_size_list(&cmd.sizes, &limits)?;
+    let formats = thumbfarm_shared::renditions::parse_format_list(&cmd.formats)?;
+    let sizes: Vec<Rendition> = parse_size_list(&cmd.sizes, &limits)?
+        .into_iter()
+        .flat_map(|s| Rendition::of(s, &formats))
+        .collect();
     let opts = cmd.render.options()?;
     let video = thumbfarm_worker::video::VideoOptions::default();
     let mut hashes = Vec::with_capacity(cmd.source.len());
@@ -164,7 +172,7 @@ fn render_once(cmd: RenderCmd) -> anyhow::Result<()> {
             hash, result.width, result.height, result.media_type, result.decode_millis
         ))?;
         for out in &result.outputs {
-            let name = out.size.file_name(hash.as_str());
+            let name = out.rendition().file_name(hash.as_str());
             std::fs::write(cmd.out.join(&name), &out.bytes)
                 .with_context(|| format!("writing {name}"))?;
             print_line(&format!(

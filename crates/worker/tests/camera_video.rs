@@ -129,7 +129,7 @@ fn render(hash: AssetHash, source: &SourceRef, media_type: Option<&str>) -> Rend
         v: V1,
         hash: Some(hash),
         source: source.clone(),
-        sizes: vec![Size::Tile224],
+        sizes: vec![Size::Tile224.into()],
         force: false,
         media_type: media_type.map(str::to_string),
     }
@@ -224,7 +224,7 @@ async fn pixel_motion_photo_is_rendered_and_its_video_transcoded() {
     let done = render_job(&ctx, &render(*hash, source, Some("image/jpeg")))
         .await
         .expect("the still renders as usual");
-    assert!(done.stored.contains(&Size::Tile224));
+    assert!(done.stored.contains(&Size::Tile224.into()));
     let m = manifest(&store, hash).await;
     let video = m.video.clone().expect("recorded as a motion photo");
     assert_eq!(video.kind, VideoKind::MotionPhoto);

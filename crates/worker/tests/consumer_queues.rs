@@ -67,7 +67,7 @@ async fn a_render_worker_leaves_transcode_jobs_alone() {
         v: V1,
         hash: Some(hash),
         source,
-        sizes: vec![Size::Tile50, Size::Fit720],
+        sizes: vec![Size::Tile50.into(), Size::Fit720.into()],
         force: false,
         media_type: Some("image/jpeg".into()),
     };

@@ -312,8 +312,13 @@ fn hdr_posters_are_tone_mapped_not_washed_out() {
     );
 
     // Through the image cascade, the result says HDR (for the manifest).
-    let result = render_poster_file(&src, &[Size::Fit720], &RenderOptions::default(), &fast())
-        .expect("poster thumbnails");
+    let result = render_poster_file(
+        &src,
+        &[Size::Fit720.into()],
+        &RenderOptions::default(),
+        &fast(),
+    )
+    .expect("poster thumbnails");
     let hdr = result.hdr.expect("recorded as HDR");
     assert_eq!((hdr.transfer, hdr.bit_depth), (Some(HdrTransfer::Pq), 10));
 }
@@ -376,8 +381,13 @@ fn dolby_vision_profile_5_fails_for_good_with_a_reason() {
     assert!(err.to_string().contains("Dolby Vision profile 5"), "{err}");
     let err = extract_poster(&dv, &fast()).unwrap_err();
     assert!(matches!(err, VideoError::Unsupported(_)), "{err:?}");
-    let err =
-        render_poster_file(&dv, &[Size::Tile224], &RenderOptions::default(), &fast()).unwrap_err();
+    let err = render_poster_file(
+        &dv,
+        &[Size::Tile224.into()],
+        &RenderOptions::default(),
+        &fast(),
+    )
+    .unwrap_err();
     assert!(err.is_permanent(), "{err}");
 }
 

@@ -126,6 +126,7 @@ fn check_outputs(name: &str, result: &RenderResult, w: u32, h: u32, wanted: &[Si
                     out.size
                 );
             }
+            other => panic!("{name}: {} asked as JPEG, written as {other:?}", out.size),
         }
     }
 }
@@ -567,4 +568,116 @@ fn ext_images_marked_ok_render() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Decodes an AVIF output to RGB8 through libheif (dav1d).
+fn decode_avif(bytes: &[u8]) -> image::RgbImage {
+    use libheif_rs::{ColorSpace, HeifContext, LibHeif, RgbChroma};
+    let ctx = HeifContext::read_from_bytes(bytes).expect("AVIF container");
+    let handle = ctx.primary_image_handle().expect("AVIF image");
+    let img = LibHeif::new()
+        .decode(&handle, ColorSpace::Rgb(RgbChroma::Rgb), None)
+        .expect("AVIF decodes");
+    let plane = img.planes().interleaved.expect("interleaved RGB");
+    let row = plane.width as usize * 3;
+    let mut px = Vec::with_capacity(row * plane.height as usize);
+    for y in 0..plane.height as usize {
+        px.extend_from_slice(&plane.data[y * plane.stride..][..row]);
+    }
+    image::RgbImage::from_raw(plane.width, plane.height, px).expect("RGB buffer")
+}
+
+/// Mean absolute difference per channel of two images of the same size.
+fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let total: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    total as f64 / a.as_raw().len() as f64
+}
+
+#[test]
+fn webp_and_avif_match_the_jpeg_from_one_decode_without_metadata() {
+    use thumbfarm_shared::renditions::{OutputFormat, Rendition};
+    // A phone photo with EXIF (orientation, camera data) and an ICC profile.
+    let path = require(corpus().join("photos/HMD_Nokia_8.3_5G.jpg"));
+    let sizes = [Size::Tile224, Size::Fit720];
+    let wanted: Vec<Rendition> = sizes
+        .iter()
+        .flat_map(|s| {
+            [OutputFormat::Jpeg, OutputFormat::Webp, OutputFormat::Avif]
+                .map(|f| Rendition::new(*s, f).expect("photo sizes have every format"))
+        })
+        .collect();
+    let result = render_file(&path, &wanted, &RenderOptions::default()).expect("renders");
+    assert_eq!(result.outputs.len(), 6, "every size in every format");
+    assert!(result.thumbhash.is_some(), "fit_720 gives the ThumbHash");
+    // Encoding on several threads (a job with cores to spare) gives the
+    // same files, in the same order.
+    let parallel = RenderOptions {
+        encode_threads: 3,
+        ..RenderOptions::default()
+    };
+    let again = render_file(&path, &wanted, &parallel).expect("renders on 3 threads");
+    let key = |r: &RenderResult| -> Vec<(Size, String, Vec<u8>)> {
+        r.outputs
+            .iter()
+            .map(|o| (o.size, o.format.to_string(), o.bytes.clone()))
+            .collect()
+    };
+    assert_eq!(key(&again), key(&result));
+    for size in sizes {
+        let of = |f: OutputFormat| {
+            result
+                .outputs
+                .iter()
+                .find(|o| o.size == size && o.format == f)
+                .unwrap_or_else(|| panic!("{size} as {f}"))
+        };
+        let jpeg = of(OutputFormat::Jpeg);
+        let reference = decode_output(&jpeg.bytes).to_rgb8();
+        let webp = of(OutputFormat::Webp);
+        assert!(
+            webp.bytes.starts_with(b"RIFF") && &webp.bytes[8..12] == b"WEBP",
+            "{size}: WebP"
+        );
+        let avif = of(OutputFormat::Avif);
+        assert_eq!(&avif.bytes[4..12], b"ftypavif", "{size}: AVIF brand");
+        for (out, decoded) in [
+            (webp, decode_output(&webp.bytes).to_rgb8()),
+            (avif, decode_avif(&avif.bytes)),
+        ] {
+            let what = format!("{size} as {}", out.format);
+            assert_eq!(decoded.dimensions(), (jpeg.width, jpeg.height), "{what}");
+            assert_eq!((out.width, out.height), (jpeg.width, jpeg.height), "{what}");
+            // The same pixels encoded three ways: close to the JPEG
+            // (orientation and colour management happened once, before).
+            let d = mean_abs_diff(&decoded, &reference);
+            assert!(d < 6.0, "{what}: mean difference {d:.2} from the JPEG");
+            // No metadata copied from the original.
+            for marker in [
+                &b"Exif"[..],
+                b"EXIF",
+                b"XMP ",
+                b"<x:xmpmeta",
+                b"ICCP",
+                b"prof",
+            ] {
+                assert!(
+                    !out.bytes.windows(marker.len()).any(|w| w == marker),
+                    "{what} carries {:?}",
+                    String::from_utf8_lossy(marker)
+                );
+            }
+            assert!(
+                out.bytes.len() < jpeg.bytes.len(),
+                "{what}: {} bytes, JPEG {}",
+                out.bytes.len(),
+                jpeg.bytes.len()
+            );
+        }
+    }
 }

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use thumbfarm_shared::Rendition;
 
 use thumbfarm_shared::sizes::{Size, SizeLimits};
 use thumbfarm_worker::render::RenderOptions;
@@ -146,7 +147,11 @@ fn assert_playable(src: &Path, out: &Path) -> serde_json::Value {
 
 /// Checks the poster thumbnails of a video.
 fn assert_poster_sizes(src: &Path, display: (u32, u32)) {
-    let sizes = SizeLimits::default().pregenerated();
+    let sizes: Vec<Rendition> = SizeLimits::default()
+        .pregenerated()
+        .into_iter()
+        .map(Rendition::from)
+        .collect();
     let result = render_poster_file(src, &sizes, &RenderOptions::default(), &fast())
         .unwrap_or_else(|e| panic!("{}: poster: {e}", src.display()));
     assert_eq!((result.width, result.height), display, "{}", src.display());

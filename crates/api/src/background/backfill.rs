@@ -6,7 +6,7 @@
 //!
 //! - The sizes checked are `--sizes` (default: the pre-generated set under
 //!   `--static-size-limit`), resolved per original with
-//!   [`sizes::render_set`] when its dimensions are known, and checked with a
+//!   [`resolve_renditions`] when its dimensions are known, and checked with a
 //!   `HEAD` of the thumbnail key at the configured prefix depth. One job per
 //!   asset names only the missing sizes. A manifest without dimensions gets
 //!   the whole set (the worker resolves it and skips what exists).
@@ -31,8 +31,9 @@ use thumbfarm_shared::keys::{KeyKind, KeyLayout, AVC, META};
 use thumbfarm_shared::manifest::{clear_failures, Manifest};
 use thumbfarm_shared::messages::V1;
 use thumbfarm_shared::queue::{Queue, QueueError};
+use thumbfarm_shared::renditions::{resolve_renditions, Rendition};
 use thumbfarm_shared::retry::{with_backoff, Backoff};
-use thumbfarm_shared::sizes::{self, Size, SizeLimits};
+use thumbfarm_shared::sizes::{Size, SizeLimits};
 use thumbfarm_shared::store::{Store, StoreError};
 use thumbfarm_shared::time::rfc3339_now;
 
@@ -62,8 +63,8 @@ pub enum BackfillError {
 /// What a backfill does.
 #[derive(Debug, Clone)]
 pub struct BackfillOptions {
-    /// The sizes that should exist (before resolving per original).
-    pub sizes: Vec<Size>,
+    /// The renditions that should exist (before resolving per original).
+    pub sizes: Vec<Rendition>,
     /// The key layout (depth) thumbnails are checked at.
     pub layout: KeyLayout,
     /// Only manifests written since then.
@@ -89,7 +90,11 @@ pub struct BackfillOptions {
 impl Default for BackfillOptions {
     fn default() -> Self {
         BackfillOptions {
-            sizes: SizeLimits::default().pregenerated(),
+            sizes: SizeLimits::default()
+                .pregenerated()
+                .into_iter()
+                .map(Rendition::from)
+                .collect(),
             layout: KeyLayout::default(),
             since: None,
             dry_run: false,
@@ -180,7 +185,7 @@ impl std::fmt::Display for BackfillReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CursorOptions {
     /// The size names.
-    pub sizes: Vec<Size>,
+    pub sizes: Vec<Rendition>,
     /// `--since` as seconds since the epoch.
     pub since: Option<u64>,
     /// The prefix depth.
@@ -242,8 +247,8 @@ async fn jobs_for_manifest(
 ) -> Result<Vec<PlannedJob>, StoreError> {
     let layout = opts.layout;
     let hash = m.hash;
-    let missing: Vec<Size> = if m.has_dimensions() {
-        let needed = sizes::render_set(&opts.sizes, m.width, m.height);
+    let missing: Vec<Rendition> = if m.has_dimensions() {
+        let needed = resolve_renditions(&opts.sizes, m.width, m.height);
         let heads = futures::future::join_all(needed.iter().map(|s| {
             let key = layout.thumb(&hash, *s);
             async move {
@@ -267,10 +272,19 @@ async fn jobs_for_manifest(
         opts.sizes.clone()
     };
     // Outputs that failed permanently stay failed until cleared.
-    let missing: Vec<Size> = missing
+    let mut missing: Vec<Rendition> = missing
         .into_iter()
-        .filter(|s| m.failure_for(s.name()).is_none())
+        .filter(|r| m.failure_for(&r.name()).is_none())
         .collect();
+    // An asset rendered before ThumbHashes existed gets one: a job with its
+    // smallest fit size makes the worker render (it skips the stored
+    // outputs and writes the ThumbHash).
+    if missing.is_empty() && m.thumbhash.is_none() && m.has_dimensions() {
+        let fit = Rendition::from(Size::Fit720);
+        if m.failure_for(&fit.name()).is_none() {
+            missing = resolve_renditions(&[fit], m.width, m.height);
+        }
+    }
     if !missing.is_empty() {
         counts.sizes_enqueued += missing.len() as u64;
     }

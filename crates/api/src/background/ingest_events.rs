@@ -258,7 +258,6 @@ mod tests {
     use super::*;
     use crate::planning::jobs::{self, PlannedJob};
     use thumbfarm_shared::messages::IngestEvent;
-    use thumbfarm_shared::sizes::SizeLimits;
 
     #[test]
     fn s3_keys_are_decoded() {
@@ -289,7 +288,7 @@ mod tests {
         let v = items[3].as_ref().unwrap();
         assert_eq!(v.source.bucket.as_deref(), Some("other"));
         assert!(v.media_type.starts_with("video/"));
-        let keys: Vec<_> = jobs::pregeneration_jobs(&SizeLimits::default(), v.original())
+        let keys: Vec<_> = jobs::pregeneration_jobs(&jobs::Pregeneration::default(), v.original())
             .iter()
             .map(PlannedJob::routing_key)
             .collect();

@@ -37,7 +37,6 @@ use thumbfarm_shared::manifest::Manifest;
 use thumbfarm_shared::messages::IngestEvent;
 use thumbfarm_shared::queue::{Delivery, Queue, QueueError, QueueName};
 use thumbfarm_shared::retry::{with_backoff, Backoff, WorkError};
-use thumbfarm_shared::sizes::SizeLimits;
 use thumbfarm_shared::store::{self, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
@@ -46,8 +45,9 @@ use tokio_util::sync::CancellationToken;
 pub struct PlannerOptions {
     /// The store's key layout.
     pub layout: KeyLayout,
-    /// Size limits (the static limit decides what is pre-generated).
-    pub limits: SizeLimits,
+    /// What is pre-generated (sizes under the static limit, in the
+    /// pre-generated formats).
+    pub pregen: jobs::Pregeneration,
     /// Unsettled ingest events at once.
     pub prefetch: u16,
     /// Capacity of the recently-planned set (0: no folding).
@@ -65,7 +65,7 @@ impl Default for PlannerOptions {
     fn default() -> Self {
         PlannerOptions {
             layout: KeyLayout::default(),
-            limits: SizeLimits::default(),
+            pregen: jobs::Pregeneration::default(),
             prefetch: 32,
             dedupe_capacity: DEFAULT_DEDUPE_CAPACITY,
             dedupe_window: Duration::from_secs(3600),
@@ -257,7 +257,7 @@ impl IngestPlanner {
         if self.lock_recent().contains(&dedupe) {
             return Ok(ItemOutcome::Duplicate);
         }
-        let jobs = jobs::pregeneration_jobs(&self.opts.limits, item.original());
+        let jobs = jobs::pregeneration_jobs(&self.opts.pregen, item.original());
         match item.hash {
             Some(hash) => {
                 let key = self.opts.layout.manifest(&hash);
@@ -362,7 +362,7 @@ impl IngestPlanner {
         tracing::info!(
             store = %self.store.describe(),
             queue = %self.queue.describe(),
-            static_limit = self.opts.limits.static_limit(),
+            static_limit = self.opts.pregen.limits.static_limit(),
             "planner consuming thumbfarm.ingest"
         );
         loop {

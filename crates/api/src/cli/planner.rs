@@ -6,6 +6,7 @@ use crate::background::management_api::from_option;
 use crate::background::queue_stats::poll_queue_stats;
 use crate::config::PlannerArgs;
 use crate::metrics::Metrics;
+use crate::planning::jobs::Pregeneration;
 use std::future::IntoFuture;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,7 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let layout = args.store.layout()?;
-    let limits = args.sizes.limits();
+    let pregen = Pregeneration::new(args.sizes.limits(), &args.sizes.pregenerate_formats()?);
     let store = args.store.open().await?;
     let queue = args.queue.open().await?;
     let metrics = Arc::new(Metrics::new()?);
@@ -71,7 +72,7 @@ where
         store,
         queue,
         metrics,
-        args.tuning.options(layout, limits),
+        args.tuning.options(layout, pregen),
     ));
     let result = planner.run(stop.clone()).await;
     stop.cancel();

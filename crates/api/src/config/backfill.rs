@@ -6,6 +6,7 @@ use clap::Args;
 use std::time::{Duration, SystemTime};
 use thumbfarm_shared::config::{LogArgs, QueueArgs, SizeArgs, StoreArgs};
 use thumbfarm_shared::sizes;
+use thumbfarm_shared::Rendition;
 
 /// Options of `thumbfarm-api backfill`.
 #[derive(Args, Debug, Clone)]
@@ -67,6 +68,10 @@ impl BackfillArgs {
         if sizes.is_empty() {
             return Err(BackfillError::Option("--sizes", "names no size".into()));
         }
+        let formats = self
+            .limits
+            .pregenerate_formats()
+            .map_err(|e| BackfillError::Option("--pregenerate-formats", e.to_string()))?;
         let since = self
             .since
             .as_deref()
@@ -81,6 +86,7 @@ impl BackfillArgs {
             sizes: sizes
                 .into_iter()
                 .filter(|s| limits.allows_on_request(*s))
+                .flat_map(|s| Rendition::of(s, &formats))
                 .collect(),
             layout,
             since,

@@ -69,8 +69,11 @@ pub struct IngestArgs {
 pub struct UrlArgs {
     /// The asset hash (SHA-1 of the original, 40 lowercase hex characters).
     pub hash: String,
-    /// The size name (`fit_720`, `tile_224`, …), or `avc` for a video's transcode.
+    /// The size name (`fit_720`, `tile_224`, …), `avc` for a video's transcode, or `thumbhash` for the placeholder PNG.
     pub size: String,
+    /// A format named in the URL (`jpeg`, `webp`, `avif`: `…/tile_500.webp`); unset: the plain URL.
+    #[arg(long)]
+    pub format: Option<String>,
     #[command(flatten)]
     pub tokens: TokenArgs,
     #[command(flatten)]

@@ -4,12 +4,12 @@
 use super::queue_stats::QueueStatsArgs;
 use super::values::parse_seconds;
 use crate::background::ingest_planner::{PlannerOptions, DEFAULT_DEDUPE_CAPACITY};
+use crate::planning::jobs::Pregeneration;
 use clap::Args;
 use std::net::SocketAddr;
 use std::time::Duration;
 use thumbfarm_shared::config::{LogArgs, QueueArgs, SizeArgs, StoreArgs};
 use thumbfarm_shared::keys::KeyLayout;
-use thumbfarm_shared::sizes::SizeLimits;
 
 /// Planner tuning shared by `thumbfarm-api planner` and `serve --planner on`.
 #[derive(Args, Debug, Clone)]
@@ -31,11 +31,11 @@ pub struct PlannerTuningArgs {
 }
 
 impl PlannerTuningArgs {
-    /// The planner options for a store layout and size limits.
-    pub fn options(&self, layout: KeyLayout, limits: SizeLimits) -> PlannerOptions {
+    /// The planner options for a store layout and what is pre-generated.
+    pub fn options(&self, layout: KeyLayout, pregen: Pregeneration) -> PlannerOptions {
         PlannerOptions {
             layout,
-            limits,
+            pregen,
             prefetch: self.planner_prefetch.max(1),
             dedupe_capacity: self.planner_dedupe_capacity,
             dedupe_window: self.planner_dedupe_window,

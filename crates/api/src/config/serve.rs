@@ -10,6 +10,7 @@ use std::time::Duration;
 use thumbfarm_shared::config::{
     parse_args, ConfigError, LogArgs, QueueArgs, SizeArgs, StoreArgs, TokenArgs,
 };
+use thumbfarm_shared::renditions::{parse_format_list, OutputFormat};
 
 /// The default `Cache-Control` of thumbnails: their URLs never change content.
 pub const DEFAULT_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
@@ -113,6 +114,12 @@ pub struct ApiArgs {
     /// Operator port for the status page, /api/v1/status and /metrics (e.g. `0.0.0.0:9090`); when set they are no longer served on --listen. Unset: everything on --listen.
     #[arg(long, env = "THUMBFARM_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// Formats served, in the order --negotiate-format prefers them (jpeg is always served).
+    #[arg(long, env = "THUMBFARM_FORMATS", default_value = "avif,webp,jpeg")]
+    pub formats: String,
+    /// Pick AVIF or WebP for plain thumbnail URLs from the request's `Accept` header (answers carry `Vary: Accept`; off: plain URLs are JPEG, formats only by extension).
+    #[arg(long, env = "THUMBFARM_NEGOTIATE_FORMAT", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub negotiate_format: bool,
     #[command(flatten)]
     pub queue_stats: QueueStatsArgs,
     /// Seconds to finish in-flight requests and jobs after SIGTERM or Ctrl-C.
@@ -145,6 +152,13 @@ pub struct ApiOptions {
     pub cache_ttl: Duration,
     /// Whether `/` and `/api/v1/status` are served.
     pub status_page: bool,
+    /// Formats served, in order of preference for negotiation (JPEG always
+    /// among them).
+    pub formats: Vec<OutputFormat>,
+    /// Whether plain thumbnail URLs pick a format from `Accept`.
+    pub negotiate_format: bool,
+    /// Formats ingest pre-renders (`--pregenerate-formats`, JPEG first).
+    pub pregenerate_formats: Vec<OutputFormat>,
 }
 
 impl std::fmt::Debug for ApiOptions {
@@ -164,6 +178,9 @@ impl std::fmt::Debug for ApiOptions {
             .field("cache_bytes", &self.cache_bytes)
             .field("cache_ttl", &self.cache_ttl)
             .field("status_page", &self.status_page)
+            .field("formats", &self.formats)
+            .field("negotiate_format", &self.negotiate_format)
+            .field("pregenerate_formats", &self.pregenerate_formats)
             .finish()
     }
 }
@@ -185,6 +202,9 @@ impl Default for ApiOptions {
             cache_bytes: DEFAULT_CACHE_BYTES,
             cache_ttl: Duration::from_secs(300),
             status_page: true,
+            formats: OutputFormat::ALL.to_vec(),
+            negotiate_format: false,
+            pregenerate_formats: vec![OutputFormat::Jpeg],
         }
     }
 }
@@ -220,6 +240,11 @@ impl ApiArgs {
         if self.max_upload_bytes == 0 {
             return Err(err("--max-upload-bytes", "must be more than 0".into()));
         }
+        let mut formats =
+            parse_format_list(&self.formats).map_err(|e| err("--formats", e.to_string()))?;
+        if !formats.contains(&OutputFormat::Jpeg) {
+            formats.push(OutputFormat::Jpeg);
+        }
         Ok(ApiOptions {
             api_keys,
             wait_timeout: self.wait_timeout,
@@ -232,6 +257,9 @@ impl ApiArgs {
             cache_bytes: self.cache_bytes,
             cache_ttl: self.cache_ttl,
             status_page: self.status_page,
+            formats,
+            negotiate_format: self.negotiate_format,
+            pregenerate_formats: vec![OutputFormat::Jpeg],
         })
     }
 }

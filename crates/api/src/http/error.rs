@@ -35,9 +35,14 @@ pub enum ThumbError {
     /// The token does not grant this URL.
     #[error("invalid token")]
     BadToken,
-    /// The size name is not in the size table.
+    /// The size name is not in the size table, or names a format that is
+    /// not served (`tile_500.gif`, `colors.webp`, a format left out of
+    /// `--formats`).
     #[error("unknown size")]
     UnknownSize,
+    /// The asset has no ThumbHash (yet): its render job has not run.
+    #[error("no placeholder yet")]
+    NoPlaceholder,
     /// The video format is not one thumbfarm makes (only `avc`).
     #[error("unknown video format")]
     UnknownFormat,
@@ -86,6 +91,7 @@ impl ThumbError {
             | ThumbError::NotVideo
             | ThumbError::AboveLimit
             | ThumbError::UnknownAsset
+            | ThumbError::NoPlaceholder
             | ThumbError::NotApplicable => StatusCode::NOT_FOUND,
             ThumbError::Timeout { .. } | ThumbError::Unavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -103,6 +109,7 @@ impl ThumbError {
             | ThumbError::NotVideo
             | ThumbError::AboveLimit
             | ThumbError::UnknownAsset
+            | ThumbError::NoPlaceholder
             | ThumbError::NotApplicable => Icon::NotFound,
             ThumbError::Timeout { .. } | ThumbError::Unavailable { .. } => Icon::Pending,
             ThumbError::Failed { .. } => Icon::Failed,

@@ -8,7 +8,8 @@ use thumbfarm_shared::manifest::{Manifest, VideoKind};
 use thumbfarm_shared::messages::{RenderJob, SourceRef, TranscodeJob, V1};
 use thumbfarm_shared::queue::topology::routing;
 use thumbfarm_shared::queue::{publish_json, Exchange, Queue, QueueError};
-use thumbfarm_shared::sizes::{self, Size, SizeLimits};
+use thumbfarm_shared::renditions::{self, resolve_renditions, OutputFormat, Rendition};
+use thumbfarm_shared::sizes::SizeLimits;
 use thumbfarm_shared::AssetHash;
 
 /// A job the API publishes.
@@ -29,8 +30,8 @@ impl PlannedJob {
         }
     }
 
-    /// The sizes a render job asks for (none for a transcode).
-    pub fn sizes(&self) -> &[Size] {
+    /// The renditions a render job asks for (none for a transcode).
+    pub fn sizes(&self) -> &[Rendition] {
         match self {
             PlannedJob::Render(_, job) => &job.sizes,
             PlannedJob::Transcode(_) => &[],
@@ -91,8 +92,8 @@ impl Original<'_> {
     }
 }
 
-/// A render job of `sizes` on `lane`.
-fn render(lane: &'static str, original: Original<'_>, sizes: Vec<Size>) -> PlannedJob {
+/// A render job of `sizes` (renditions) on `lane`.
+fn render(lane: &'static str, original: Original<'_>, sizes: Vec<Rendition>) -> PlannedJob {
     PlannedJob::Render(
         lane,
         RenderJob {
@@ -117,26 +118,64 @@ pub fn transcode(original: Original<'_>) -> PlannedJob {
     })
 }
 
-/// Whether the manifest lists an output for `size`.
-fn has_output(manifest: &Manifest, size: Size) -> bool {
-    manifest.outputs.contains_key(size.name())
+/// Whether the manifest lists an output for `rendition`.
+fn has_output(manifest: &Manifest, rendition: Rendition) -> bool {
+    manifest.outputs.contains_key(&rendition.name())
 }
 
-/// The sizes an on-demand job renders for a miss of `target` (already
+/// What ingest pre-generates: the pre-generated sizes (`limits`) in the
+/// pre-generated formats (`formats`, `--pregenerate-formats`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pregeneration {
+    /// The size limits.
+    pub limits: SizeLimits,
+    /// The formats ingest renders (always with JPEG).
+    pub formats: Vec<OutputFormat>,
+}
+
+impl Default for Pregeneration {
+    fn default() -> Self {
+        Pregeneration::new(SizeLimits::default(), &[OutputFormat::Jpeg])
+    }
+}
+
+impl Pregeneration {
+    /// `limits` in `formats` (JPEG is always among them: the classic URLs
+    /// must answer without a render).
+    pub fn new(limits: SizeLimits, formats: &[OutputFormat]) -> Self {
+        let mut formats = formats.to_vec();
+        if !formats.contains(&OutputFormat::Jpeg) {
+            formats.insert(0, OutputFormat::Jpeg);
+        }
+        Pregeneration { limits, formats }
+    }
+
+    /// The pre-generated renditions.
+    pub fn renditions(&self) -> Vec<Rendition> {
+        renditions::pregenerated(&self.limits, &self.formats)
+    }
+}
+
+/// The renditions an on-demand job renders for a miss of `target` (already
 /// resolved for the original when its dimensions are known): the target plus
-/// the pre-generated sizes the manifest does not list yet, so one decode
-/// serves them all. Sizes that do not exist for the original are dropped, and
-/// larger fit sizes are resolved to the one that is actually stored.
-pub fn ondemand_sizes(limits: &SizeLimits, manifest: &Manifest, target: Size) -> Vec<Size> {
-    let mut wanted: Vec<Size> = limits
-        .pregenerated()
+/// the pre-generated renditions the manifest does not list yet, so one
+/// decode serves them all. Sizes that do not exist for the original are
+/// dropped, and larger fit sizes are resolved to the one that is actually
+/// stored.
+pub fn ondemand_sizes(
+    pregen: &Pregeneration,
+    manifest: &Manifest,
+    target: Rendition,
+) -> Vec<Rendition> {
+    let mut wanted: Vec<Rendition> = pregen
+        .renditions()
         .into_iter()
-        .filter(|s| !has_output(manifest, *s))
+        .filter(|r| !has_output(manifest, *r))
         .collect();
     if manifest.has_dimensions() {
-        wanted = sizes::render_set(&wanted, manifest.width, manifest.height)
+        wanted = resolve_renditions(&wanted, manifest.width, manifest.height)
             .into_iter()
-            .filter(|s| !has_output(manifest, *s))
+            .filter(|r| !has_output(manifest, *r))
             .collect();
     }
     wanted.push(target);
@@ -146,28 +185,25 @@ pub fn ondemand_sizes(limits: &SizeLimits, manifest: &Manifest, target: Size) ->
 }
 
 /// The on-demand job for a miss of `target`.
-pub fn ondemand_job(limits: &SizeLimits, manifest: &Manifest, target: Size) -> PlannedJob {
+pub fn ondemand_job(pregen: &Pregeneration, manifest: &Manifest, target: Rendition) -> PlannedJob {
     render(
         routing::RENDER_ONDEMAND,
         manifest.into(),
-        ondemand_sizes(limits, manifest, target),
+        ondemand_sizes(pregen, manifest, target),
     )
 }
 
-/// The on-demand job for one more size of an asset whose job is in flight.
-pub fn extra_size_job(manifest: &Manifest, target: Size) -> PlannedJob {
+/// The on-demand job for one more rendition of an asset whose job is in
+/// flight.
+pub fn extra_size_job(manifest: &Manifest, target: Rendition) -> PlannedJob {
     render(routing::RENDER_ONDEMAND, manifest.into(), vec![target])
 }
 
-/// The jobs that pre-generate a new original: the pre-generated sizes on
-/// `render.bulk` (for a video, of its poster frame), and for a video or a
+/// The jobs that pre-generate a new original: the pre-generated renditions
+/// on `render.bulk` (for a video, of its poster frame), and for a video or a
 /// motion photo also its AVC transcode.
-pub fn pregeneration_jobs(limits: &SizeLimits, original: Original<'_>) -> Vec<PlannedJob> {
-    let mut jobs = vec![render(
-        routing::RENDER_BULK,
-        original,
-        limits.pregenerated(),
-    )];
+pub fn pregeneration_jobs(pregen: &Pregeneration, original: Original<'_>) -> Vec<PlannedJob> {
+    let mut jobs = vec![render(routing::RENDER_BULK, original, pregen.renditions())];
     if original.holds_video() {
         jobs.push(transcode(original));
     }
@@ -175,10 +211,10 @@ pub fn pregeneration_jobs(limits: &SizeLimits, original: Original<'_>) -> Vec<Pl
 }
 
 /// The jobs that complete an asset a backfill found incomplete: the
-/// `missing` sizes on `render.bulk`, and the transcode when it is missing.
+/// `missing` renditions on `render.bulk`, and the transcode when it is missing.
 pub fn backfill_jobs(
     manifest: &Manifest,
-    missing: Vec<Size>,
+    missing: Vec<Rendition>,
     transcode_missing: bool,
 ) -> Vec<PlannedJob> {
     let mut jobs = Vec::new();
@@ -192,22 +228,26 @@ pub fn backfill_jobs(
 }
 
 /// The jobs that try again the outputs of `manifest` whose failures were
-/// just cleared (`failed`: `image`, a size name, `avc`): the pre-generated
-/// sizes it does not list on `render.bulk` when an image output had failed,
-/// and the transcode when `avc` had.
-pub fn retry_jobs(limits: &SizeLimits, manifest: &Manifest, failed: &[String]) -> Vec<PlannedJob> {
+/// just cleared (`failed`: `image`, a rendition name, `avc`): the
+/// pre-generated renditions it does not list on `render.bulk` when an image
+/// output had failed, and the transcode when `avc` had.
+pub fn retry_jobs(
+    pregen: &Pregeneration,
+    manifest: &Manifest,
+    failed: &[String],
+) -> Vec<PlannedJob> {
     let mut jobs = Vec::new();
     if failed.iter().any(|o| o != AVC) {
-        let mut missing: Vec<Size> = limits
-            .pregenerated()
+        let mut missing: Vec<Rendition> = pregen
+            .renditions()
             .into_iter()
-            .filter(|s| !has_output(manifest, *s))
+            .filter(|r| !has_output(manifest, *r))
             .collect();
         if manifest.has_dimensions() {
-            missing = sizes::render_set(&missing, manifest.width, manifest.height);
+            missing = resolve_renditions(&missing, manifest.width, manifest.height);
         }
-        // Sizes asked for on demand that failed are tried again too.
-        missing.extend(failed.iter().filter_map(|o| o.parse::<Size>().ok()));
+        // Renditions asked for on demand that failed are tried again too.
+        missing.extend(failed.iter().filter_map(|o| o.parse::<Rendition>().ok()));
         missing.sort();
         missing.dedup();
         if !missing.is_empty() {
@@ -223,6 +263,11 @@ pub fn retry_jobs(limits: &SizeLimits, manifest: &Manifest, failed: &[String]) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use thumbfarm_shared::sizes::{self, Size};
+
+    fn r(sizes: &[Size]) -> Vec<Rendition> {
+        sizes.iter().map(|s| Rendition::from(*s)).collect()
+    }
     use thumbfarm_shared::manifest::OutputInfo;
 
     fn manifest(w: u32, h: u32, media_type: &str) -> Manifest {
@@ -238,12 +283,12 @@ mod tests {
 
     #[test]
     fn a_miss_renders_the_missing_pregenerated_sizes_too() {
-        let limits = SizeLimits::default();
+        let limits = Pregeneration::default();
         let mut m = manifest(4000, 3000, "image/jpeg");
-        let all = ondemand_sizes(&limits, &m, Size::Fit4096);
+        let all = ondemand_sizes(&limits, &m, Size::Fit4096.into());
         assert_eq!(
             all,
-            vec![
+            r(&[
                 Size::Colors,
                 Size::Tile50,
                 Size::Tile100,
@@ -253,9 +298,9 @@ mod tests {
                 Size::Fit1280,
                 Size::Fit1920,
                 Size::Fit4096
-            ]
+            ])
         );
-        for s in limits.pregenerated() {
+        for s in limits.limits.pregenerated() {
             m.outputs.insert(
                 s.name().into(),
                 OutputInfo {
@@ -267,24 +312,27 @@ mod tests {
             );
         }
         assert_eq!(
-            ondemand_sizes(&limits, &m, Size::Left224),
-            vec![Size::Left224]
+            ondemand_sizes(&limits, &m, Size::Left224.into()),
+            r(&[Size::Left224])
         );
     }
 
     #[test]
     fn small_originals_resolve_the_pregenerated_set() {
         let m = manifest(1000, 800, "image/jpeg");
-        let s = ondemand_sizes(&SizeLimits::default(), &m, Size::Fit1280);
-        assert!(!s.contains(&Size::Fit1920), "{s:?}");
+        let s = ondemand_sizes(&Pregeneration::default(), &m, Size::Fit1280.into());
+        assert!(!s.contains(&Size::Fit1920.into()), "{s:?}");
         // Unknown dimensions: the worker resolves.
         let m = manifest(0, 0, "image/jpeg");
-        assert!(ondemand_sizes(&SizeLimits::default(), &m, Size::Fit7680).contains(&Size::Fit1920));
+        assert!(
+            ondemand_sizes(&Pregeneration::default(), &m, Size::Fit7680.into())
+                .contains(&Size::Fit1920.into())
+        );
     }
 
     #[test]
     fn ingest_of_a_video_also_transcodes() {
-        let limits = SizeLimits::default();
+        let limits = Pregeneration::default();
         let m = manifest(0, 0, "video/mp4");
         let jobs = pregeneration_jobs(&limits, (&m).into());
         let keys: Vec<_> = jobs.iter().map(PlannedJob::routing_key).collect();
@@ -294,7 +342,7 @@ mod tests {
         assert_eq!(jobs.len(), 1);
         match &jobs[0] {
             PlannedJob::Render(_, job) => {
-                assert_eq!(job.sizes, limits.pregenerated());
+                assert_eq!(job.sizes, limits.renditions());
                 assert!(!job.force);
                 assert_eq!(job.media_type.as_deref(), Some("image/png"));
             }
@@ -305,7 +353,7 @@ mod tests {
     #[test]
     fn ingest_of_a_motion_photo_also_transcodes() {
         use thumbfarm_shared::manifest::StillVideo;
-        let limits = SizeLimits::default();
+        let limits = Pregeneration::default();
         let mut m = manifest(0, 0, "image/jpeg");
         m.video = Some(StillVideo::new(VideoKind::MotionPhoto));
         let keys: Vec<_> = pregeneration_jobs(&limits, (&m).into())
@@ -321,7 +369,7 @@ mod tests {
     #[test]
     fn unknown_media_types_are_no_hint() {
         let m = manifest(0, 0, "application/octet-stream");
-        match &pregeneration_jobs(&SizeLimits::default(), (&m).into())[0] {
+        match &pregeneration_jobs(&Pregeneration::default(), (&m).into())[0] {
             PlannedJob::Render(_, job) => assert_eq!(job.media_type, None),
             other => panic!("{other:?}"),
         }
@@ -330,22 +378,27 @@ mod tests {
     #[test]
     fn backfill_jobs_name_only_what_is_missing() {
         let m = manifest(4000, 3000, "video/mp4");
-        let jobs = backfill_jobs(&m, vec![Size::Tile100], true);
+        let jobs = backfill_jobs(&m, r(&[Size::Tile100]), true);
         assert_eq!(jobs.len(), 2);
-        assert_eq!(jobs[0].sizes(), &[Size::Tile100]);
+        assert_eq!(jobs[0].sizes(), r(&[Size::Tile100]).as_slice());
         assert!(backfill_jobs(&m, Vec::new(), false).is_empty());
     }
 
     #[test]
     fn a_retry_plans_exactly_the_outputs_that_had_failed() {
-        let limits = SizeLimits::default();
+        let limits = Pregeneration::default();
         let image = manifest(4000, 3000, "image/jpeg");
         let jobs = retry_jobs(&limits, &image, &["image".to_string()]);
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].routing_key(), routing::RENDER_BULK);
         assert_eq!(
             jobs[0].sizes(),
-            sizes::render_set(&limits.pregenerated(), 4000, 3000).as_slice()
+            r(&sizes::render_set(
+                &limits.limits.pregenerated(),
+                4000,
+                3000
+            ))
+            .as_slice()
         );
         let video = manifest(640, 360, "video/mp4");
         let jobs = retry_jobs(&limits, &video, &[AVC.to_string()]);
@@ -353,9 +406,34 @@ mod tests {
         assert_eq!(jobs[0].routing_key(), routing::TRANSCODE);
         let jobs = retry_jobs(&limits, &image, &["fit_7680".to_string()]);
         assert!(
-            jobs[0].sizes().contains(&Size::Fit7680),
+            jobs[0].sizes().contains(&Size::Fit7680.into()),
             "an on-demand size too"
         );
         assert!(retry_jobs(&limits, &image, &[]).is_empty());
+    }
+
+    #[test]
+    fn other_formats_ride_along_with_the_jpeg_set() {
+        let pregen = Pregeneration::new(SizeLimits::default(), &[OutputFormat::Webp]);
+        assert_eq!(pregen.formats, vec![OutputFormat::Jpeg, OutputFormat::Webp]);
+        let m = manifest(4000, 3000, "image/jpeg");
+        let webp = Rendition::new(Size::Tile500, OutputFormat::Webp).unwrap();
+        let avif = Rendition::new(Size::Fit1280, OutputFormat::Avif).unwrap();
+        let wanted = ondemand_sizes(&pregen, &m, avif);
+        assert!(wanted.contains(&webp) && wanted.contains(&avif));
+        assert!(wanted.contains(&Size::Colors.into()));
+        assert!(!wanted
+            .iter()
+            .any(|r| r.size == Size::Colors && !r.is_classic()));
+        let avif_7680 = Rendition::new(Size::Fit7680, OutputFormat::Avif).unwrap();
+        let resolved = resolve_renditions(&[avif_7680], 4000, 3000);
+        assert_eq!(
+            resolved,
+            vec![Rendition::new(Size::Fit4096, OutputFormat::Avif).unwrap()]
+        );
+        let jobs = retry_jobs(&pregen, &m, &["tile_500.avif".to_string()]);
+        assert!(jobs[0]
+            .sizes()
+            .contains(&Rendition::new(Size::Tile500, OutputFormat::Avif).unwrap()));
     }
 }

@@ -7,6 +7,10 @@
 //! no-op that answers 200 with the same hash, except that it clears the
 //! asset's recorded failures and renders those outputs again, and that it
 //! replaces a damaged manifest.
+//!
+//! The answer carries the asset's ThumbHash once its render job has run: at
+//! once for a known asset, and for a new one with `?wait=true`, which waits
+//! (up to `--wait-timeout`) for the pre-generation render before answering.
 
 use crate::http::auth::check_api_key;
 use crate::http::error::ApiError;
@@ -37,6 +41,10 @@ use tokio::io::AsyncWriteExt;
 pub struct IngestQuery {
     /// The original file name (for its extension, when sniffing fails).
     pub name: Option<String>,
+    /// Wait (up to `--wait-timeout`) for the render job, so that the answer
+    /// has the dimensions, the sizes and the ThumbHash.
+    #[serde(default)]
+    pub wait: bool,
 }
 
 /// The answer of the ingest route.
@@ -50,6 +58,9 @@ pub struct IngestResponse {
     pub new: bool,
     /// The previews known now (see the preview list).
     pub previews: Vec<Preview>,
+    /// The ThumbHash (base64), once the render job has run (see `?wait=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbhash: Option<String>,
 }
 
 /// The extension stored for a media type.
@@ -334,7 +345,7 @@ async fn ingest_inner(
         .put(&manifest_key, manifest.to_json().into(), "application/json")
         .await
         .map_err(|e| unavailable(&e))?;
-    for job in jobs::pregeneration_jobs(state.limits(), (&manifest).into()) {
+    for job in jobs::pregeneration_jobs(state.pregeneration(), (&manifest).into()) {
         if let Err(e) = job.publish(state.queue().as_ref()).await {
             // Without its jobs the asset would look known and never render:
             // forget the manifest so that uploading again retries.
@@ -347,7 +358,32 @@ async fn ingest_inner(
     }
     tracing::info!(%hash, %media_type, bytes = received.bytes, key = %original_key, "ingested");
     state.metrics().ingest("new");
+    if query.wait {
+        manifest = wait_for_render(state, manifest).await;
+    }
     Ok(answer(state, &manifest, true))
+}
+
+/// The manifest once a worker has rendered the asset (it has a ThumbHash or
+/// a recorded failure), or as it is when `--wait-timeout` passes first.
+async fn wait_for_render(state: &AppState, mut manifest: Manifest) -> Manifest {
+    let deadline = tokio::time::Instant::now() + state.options().wait_timeout;
+    let mut pause = std::time::Duration::from_millis(20);
+    while manifest.thumbhash.is_none() && manifest.failures.is_empty() {
+        if tokio::time::Instant::now() + pause > deadline {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(250));
+        match load_manifest(state, &manifest.hash).await {
+            Ok(Some(fresh)) => manifest = fresh,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(hash = %manifest.hash, error = %e, "manifest not read while waiting");
+            }
+        }
+    }
+    manifest
 }
 
 fn answer(state: &AppState, manifest: &Manifest, new: bool) -> Response {
@@ -358,9 +394,11 @@ fn answer(state: &AppState, manifest: &Manifest, new: bool) -> Response {
         previews: preview_list(
             state.tokens(),
             state.limits(),
+            &state.options().formats,
             state.options().public_url.as_deref(),
             manifest,
         ),
+        thumbhash: manifest.thumbhash.clone(),
     };
     let status = if new {
         StatusCode::CREATED

@@ -6,6 +6,7 @@ pub mod assets;
 pub mod ingest;
 pub mod manifests;
 pub mod ops;
+pub mod placeholders;
 pub mod previews;
 pub mod status;
 pub mod thumbs;

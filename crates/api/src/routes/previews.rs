@@ -3,15 +3,17 @@
 use crate::http::error::ApiError;
 use crate::routes::manifests::keyed_manifest;
 use crate::state::AppState;
-use crate::urls::{thumb_url, video_url};
+use crate::urls::{rendition_url, thumb_url, video_url};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use thumbfarm_shared::keys::AVC;
 use thumbfarm_shared::manifest::Manifest;
+use thumbfarm_shared::renditions::{OutputFormat, Rendition};
 use thumbfarm_shared::sizes::{self, Method, Plan, Size, SizeLimits};
 use thumbfarm_shared::tokens::TokenPolicy;
 
@@ -39,6 +41,29 @@ pub struct Preview {
     /// the same object; absent for plain stills).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<PreviewVideo>,
+    /// Every format this size is served in, by name (`jpeg`, `webp`,
+    /// `avif`), each with a ready URL (`…/tile_500.webp`); `colors` has
+    /// its PNG only (under `jpeg`, its classic format).
+    #[serde(default)]
+    pub formats: BTreeMap<String, PreviewFormat>,
+    /// The asset's ThumbHash (base64; every entry carries the same), once
+    /// its render job has run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbhash: Option<String>,
+}
+
+/// One format of a size in the preview list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewFormat {
+    /// A ready URL naming the format (`…/tile_500.avif`).
+    pub href: String,
+    /// The MIME type served.
+    pub content_type: String,
+    /// Whether the file is stored already (else the first request renders it).
+    pub stored: bool,
+    /// Set when this size in this format failed permanently (generic reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 /// The video of an asset, as the preview list offers it.
@@ -75,6 +100,7 @@ pub fn preview_video(
 pub fn preview_list(
     tokens: &TokenPolicy,
     limits: &SizeLimits,
+    formats: &[OutputFormat],
     public_url: Option<&str>,
     manifest: &Manifest,
 ) -> Vec<Preview> {
@@ -115,9 +141,38 @@ pub fn preview_list(
                 .failure_for(resolved.name())
                 .map(|f| f.kind.public_text().to_string()),
             video: video.clone(),
+            formats: preview_formats(tokens, public_url, manifest, resolved, formats),
+            thumbhash: manifest.thumbhash.clone(),
         });
     }
     out
+}
+
+/// The formats of `size` for the preview list: JPEG (the classic format)
+/// and every other served format the size has.
+fn preview_formats(
+    tokens: &TokenPolicy,
+    public_url: Option<&str>,
+    manifest: &Manifest,
+    size: Size,
+    formats: &[OutputFormat],
+) -> BTreeMap<String, PreviewFormat> {
+    let mut all = vec![OutputFormat::Jpeg];
+    all.extend(formats.iter().copied().filter(|f| *f != OutputFormat::Jpeg));
+    Rendition::of(size, &all)
+        .into_iter()
+        .map(|r| {
+            let entry = PreviewFormat {
+                href: rendition_url(tokens, public_url, &manifest.hash, r),
+                content_type: r.content_type().to_string(),
+                stored: manifest.outputs.contains_key(&r.name()),
+                failed: manifest
+                    .failure_for(&r.name())
+                    .map(|f| f.kind.public_text().to_string()),
+            };
+            (r.format.name().to_string(), entry)
+        })
+        .collect()
 }
 
 /// The preview list handler.
@@ -130,6 +185,7 @@ pub async fn preview_list_handler(
     let list = preview_list(
         state.tokens(),
         state.limits(),
+        &state.options().formats,
         state.options().public_url.as_deref(),
         &manifest,
     );
@@ -176,6 +232,7 @@ mod tests {
         let list = preview_list(
             &TokenPolicy::Public,
             &SizeLimits::default(),
+            &OutputFormat::ALL,
             None,
             &manifest(4000, 3000),
         );
@@ -190,19 +247,33 @@ mod tests {
         let tile = list.iter().find(|p| p.name == "tile_224").unwrap();
         assert!(tile.square && tile.size == 224);
         assert!(tile.href.ends_with("/public/tile_224"));
+        let names: Vec<&str> = tile.formats.keys().map(String::as_str).collect();
+        assert_eq!(names, vec!["avif", "jpeg", "webp"]);
+        assert!(tile.formats["webp"].href.ends_with("/public/tile_224.webp"));
+        assert!(tile.formats["jpeg"].href.ends_with("/public/tile_224.jpg"));
+        assert_eq!(tile.formats["avif"].content_type, "image/avif");
+        let colors = list.iter().find(|p| p.name == "colors").unwrap();
+        assert_eq!(colors.formats.keys().collect::<Vec<_>>(), vec!["jpeg"]);
+        assert!(colors.formats["jpeg"].href.ends_with("/public/colors.png"));
     }
 
     #[test]
     fn stills_with_a_video_say_so() {
         use thumbfarm_shared::manifest::{StillVideo, VideoKind};
         let mut m = manifest(4000, 3000);
-        let plain = preview_list(&TokenPolicy::Public, &SizeLimits::default(), None, &m);
+        let plain = preview_list(
+            &TokenPolicy::Public,
+            &SizeLimits::default(),
+            &OutputFormat::ALL,
+            None,
+            &m,
+        );
         assert!(plain.iter().all(|p| p.video.is_none()));
         let json = serde_json::to_value(&plain[0]).unwrap();
         assert_eq!(
             json.as_object().unwrap().keys().collect::<Vec<_>>(),
-            vec!["height", "href", "name", "size", "square", "width"],
-            "the FotoWeb fields, unchanged"
+            vec!["formats", "height", "href", "name", "size", "square", "width"],
+            "the FotoWeb fields, unchanged, and the formats"
         );
         for (kind, name) in [
             (VideoKind::MotionPhoto, "motion_photo"),
@@ -210,7 +281,13 @@ mod tests {
             (VideoKind::Animation, "animation"),
         ] {
             m.video = Some(StillVideo::new(kind));
-            let list = preview_list(&TokenPolicy::Public, &SizeLimits::default(), None, &m);
+            let list = preview_list(
+                &TokenPolicy::Public,
+                &SizeLimits::default(),
+                &OutputFormat::ALL,
+                None,
+                &m,
+            );
             let video = list[0].video.as_ref().expect("video entry");
             assert_eq!(video.kind, name);
             assert_eq!(
@@ -222,7 +299,13 @@ mod tests {
         }
         m.video = None;
         m.media_type = "video/mp4".into();
-        let list = preview_list(&TokenPolicy::Public, &SizeLimits::default(), None, &m);
+        let list = preview_list(
+            &TokenPolicy::Public,
+            &SizeLimits::default(),
+            &OutputFormat::ALL,
+            None,
+            &m,
+        );
         assert_eq!(
             list[0].video.as_ref().map(|v| v.kind.as_str()),
             Some("video")
@@ -235,6 +318,7 @@ mod tests {
         let list = preview_list(
             &TokenPolicy::Public,
             &limits,
+            &[OutputFormat::Jpeg],
             Some("https://t.example"),
             &manifest(500, 500),
         );
@@ -244,7 +328,7 @@ mod tests {
             vec!["colors", "tile_50", "tile_100", "tile_224", "fit_720", "tile_500"]
         );
         assert!(list[0].href.starts_with("https://t.example/api/v1/t/"));
-        let unknown = preview_list(&TokenPolicy::Public, &limits, None, &manifest(0, 0));
+        let unknown = preview_list(&TokenPolicy::Public, &limits, &[], None, &manifest(0, 0));
         let names: Vec<&str> = unknown.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
             names,

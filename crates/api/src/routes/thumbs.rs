@@ -1,5 +1,12 @@
 //! `GET /api/v1/t/{hash}/{token}/{size}`: thumbnails, rendered on demand.
 //!
+//! `{size}` is a size name (`tile_500`: JPEG, PNG for `colors`, or with
+//! `--negotiate-format` the first format of `--formats` the `Accept` header
+//! names, answered with `Vary: Accept`), or a size name with the format's
+//! extension (`tile_500.webp`, `tile_500.avif`, `tile_500.jpg`: that format,
+//! never `Vary`, the CDN-safe form), or `thumbhash` (the asset's ThumbHash
+//! as a small PNG, [`super::placeholders`]).
+//!
 //! Checks, in this order: a malformed hash is 400; a token that does not
 //! grant the URL is 403; an unknown size name is 404; a size above the
 //! dynamic limit is 404 with `X-Thumbfarm-Reason: size above dynamic limit`;
@@ -12,6 +19,8 @@
 //! No cookie is read or set.
 
 use crate::http::error::ThumbError;
+use crate::http::etag::etag_matches;
+use crate::http::negotiate::negotiate;
 use crate::metrics::WaitOutcome;
 use crate::routes::manifests::{cached_manifest, load_manifest, unavailable};
 use crate::services::hot_cache::{CachedThumb, MAX_ENTRY_BYTES};
@@ -26,6 +35,7 @@ use futures::TryStreamExt;
 use std::sync::Arc;
 use std::time::Instant;
 use thumbfarm_shared::manifest::Manifest;
+use thumbfarm_shared::renditions::{parse_url_name, OutputFormat, Rendition};
 use thumbfarm_shared::sizes::{self, Size};
 use thumbfarm_shared::store::{ObjectMeta, StoreError};
 use thumbfarm_shared::tokens::{Subject, TokenPolicy};
@@ -49,20 +59,57 @@ pub async fn thumbnail(
     }
 }
 
-/// Whether `token` may be used for the size named `size_name` of `hash`.
+/// Whether `token` may be used for `rendition` of `hash` (`None`: a name
+/// that is not a rendition). Signed tokens cover the size and the format (a
+/// plain URL signs as its classic format, whatever negotiation picks).
 pub fn token_allows(
     tokens: &TokenPolicy,
     hash: &AssetHash,
-    size: Option<Size>,
+    rendition: Option<Rendition>,
     token: &str,
 ) -> bool {
-    match (size, tokens) {
-        (Some(size), policy) => policy.verify(hash, Subject::Thumb(size), token),
+    match (rendition, tokens) {
+        (Some(r), policy) => policy.verify(hash, Subject::Thumb(r), token),
         // A signature over a size that does not exist cannot be checked.
         (None, TokenPolicy::Signed(_)) => false,
-        // Public and preview tokens do not depend on the size.
-        (None, policy) => policy.verify(hash, Subject::Thumb(Size::Fit720), token),
+        // Public and preview tokens do not depend on the size or format.
+        (None, policy) => policy.verify(hash, Subject::Thumb(Size::Fit720.into()), token),
     }
+}
+
+/// What a request asks for: the rendition to serve (size not yet resolved
+/// for the original) and whether the answer varies with `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    /// The size asked for and the format chosen.
+    pub rendition: Rendition,
+    /// Whether the format was negotiated (the answer carries `Vary: Accept`).
+    pub vary: bool,
+}
+
+/// The format of a request for `size`: the one its extension names, else
+/// with negotiation on the first of `formats` that `Accept` names, else the
+/// classic one. `None` when the named format is not served.
+pub fn choose_format(
+    state: &AppState,
+    size: Size,
+    named: Option<OutputFormat>,
+    headers: &HeaderMap,
+) -> Option<Wanted> {
+    let options = state.options();
+    let (format, vary) = match named {
+        Some(f) if f == OutputFormat::Jpeg || options.formats.contains(&f) => (f, false),
+        Some(_) => return None,
+        None if options.negotiate_format && size != Size::Colors => (
+            negotiate(headers.get(header::ACCEPT), &options.formats),
+            true,
+        ),
+        None => (OutputFormat::Jpeg, false),
+    };
+    Some(Wanted {
+        rendition: Rendition::new(size, format)?,
+        vary,
+    })
 }
 
 /// The size whose file answers a request for `size`, for what the manifest
@@ -85,17 +132,30 @@ async fn serve_thumbnail(
         return Err(ThumbError::BadHash);
     };
     let hash = AssetHash::parse(&hash).map_err(|_| ThumbError::BadHash)?;
-    let size = size_name.parse::<Size>().ok();
-    if !token_allows(state.tokens(), &hash, size, &token) {
+    if size_name == super::placeholders::NAME {
+        return super::placeholders::serve(state, &hash, &token, method, headers).await;
+    }
+    let parsed = parse_url_name(&size_name);
+    // The signed subject: the size in the format the URL names (a plain URL
+    // signs as its classic format).
+    let subject =
+        parsed.and_then(|(size, named)| Rendition::new(size, named.unwrap_or(OutputFormat::Jpeg)));
+    if !token_allows(state.tokens(), &hash, subject, &token) {
         return Err(ThumbError::BadToken);
     }
-    let size = size.ok_or(ThumbError::UnknownSize)?;
+    let (size, named) = parsed.ok_or(ThumbError::UnknownSize)?;
+    let wanted = choose_format(state, size, named, headers).ok_or(ThumbError::UnknownSize)?;
+    let format = wanted.rendition.format;
     if !state.limits().allows_on_request(size) {
         return Err(ThumbError::AboveLimit);
     }
     let mut manifest = cached_manifest(state, &hash).await?;
-    let mut target = target_size(&manifest, size)?;
-    if let Some(response) = try_serve(state, &hash, target, method, headers).await? {
+    let resolve = |m: &Manifest| {
+        target_size(m, size).and_then(|t| Rendition::new(t, format).ok_or(ThumbError::UnknownSize))
+    };
+    let mut target = resolve(&manifest)?;
+    let vary = wanted.vary;
+    if let Some(response) = try_serve(state, &hash, target, vary, method, headers).await? {
         state.metrics().cache(true);
         return Ok(response);
     }
@@ -103,8 +163,8 @@ async fn serve_thumbnail(
 
     // A miss. An output that failed permanently is not tried again until
     // an operator clears the failure (re-ingest, retry, backfill).
-    if let Some(failure) = manifest.failure_for(target.name()) {
-        state.metrics().suppressed(failure_output(target.name()));
+    if let Some(failure) = manifest.failure_for(&target.name()) {
+        state.metrics().suppressed(failure_output(&target.name()));
         return Err(ThumbError::Failed {
             reason: failure.reason.clone(),
         });
@@ -165,12 +225,12 @@ async fn serve_thumbnail(
                         manifest = Arc::new(fresh);
                         state.cache().put_manifest(Arc::clone(&manifest));
                     }
-                    target = match target_size(&manifest, size) {
+                    target = match resolve(&manifest) {
                         Ok(t) => t,
                         Err(e) => return finish(WaitOutcome::Failed, Err(e)),
                     };
                 }
-                match try_serve(state, &hash, target, method, headers).await {
+                match try_serve(state, &hash, target, vary, method, headers).await {
                     Ok(Some(response)) => return finish(WaitOutcome::Served, Ok(response)),
                     Ok(None) => continue,
                     Err(e) => return finish(WaitOutcome::Failed, Err(e)),
@@ -190,18 +250,8 @@ pub(crate) fn failure_output(output: &str) -> &'static str {
     }
 }
 
-/// Whether an `If-None-Match` header matches `etag` (unquoted), with the weak
-/// comparison RFC 9110 prescribes for it.
-pub fn etag_matches(if_none_match: &HeaderValue, etag: &str) -> bool {
-    let Ok(value) = if_none_match.to_str() else {
-        return false;
-    };
-    value.split(',').map(str::trim).any(|candidate| {
-        candidate == "*" || candidate.trim_start_matches("W/").trim_matches('"') == etag
-    })
-}
-
-/// The headers every served thumbnail (200, 304, HEAD) carries.
+/// The headers every served thumbnail (200, 304, HEAD) carries (a
+/// negotiated one also `Vary: Accept`, see [`vary_on_accept`]).
 pub(crate) fn entity_headers(state: &AppState, meta: &ObjectMeta, headers: &mut HeaderMap) {
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", meta.etag.trim_matches('"'))) {
         headers.insert(header::ETAG, v);
@@ -220,11 +270,18 @@ pub(crate) fn entity_headers(state: &AppState, meta: &ObjectMeta, headers: &mut 
     );
 }
 
+/// Marks an answer whose format was chosen from `Accept`, so that caches
+/// keep one copy per format.
+fn vary_on_accept(headers: &mut HeaderMap) {
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+}
+
 /// The answer for a thumbnail whose metadata is known: 304 when
 /// `If-None-Match` matches, headers only for HEAD, else `body`.
 fn respond(
     state: &AppState,
-    target: Size,
+    target: Rendition,
+    vary: bool,
     meta: &ObjectMeta,
     body: Body,
     method: &Method,
@@ -236,6 +293,9 @@ fn respond(
     {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         entity_headers(state, meta, response.headers_mut());
+        if vary {
+            vary_on_accept(response.headers_mut());
+        }
         return response;
     }
     let body = if method == Method::HEAD {
@@ -246,9 +306,12 @@ fn respond(
     let mut response = Response::new(body);
     let h = response.headers_mut();
     entity_headers(state, meta, h);
+    if vary {
+        vary_on_accept(h);
+    }
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(target.format().content_type()),
+        HeaderValue::from_static(target.content_type()),
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));
     response
@@ -260,7 +323,8 @@ fn respond(
 async fn try_serve(
     state: &AppState,
     hash: &AssetHash,
-    target: Size,
+    target: Rendition,
+    vary: bool,
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Option<Response>, ThumbError> {
@@ -268,7 +332,7 @@ async fn try_serve(
     if let Some(hit) = state.cache().thumb(&key) {
         let body = Body::from(hit.body);
         return Ok(Some(respond(
-            state, target, &hit.meta, body, method, headers,
+            state, target, vary, &hit.meta, body, method, headers,
         )));
     }
     let store = state.store();
@@ -285,6 +349,7 @@ async fn try_serve(
             return Ok(Some(respond(
                 state,
                 target,
+                vary,
                 &meta,
                 Body::empty(),
                 method,
@@ -314,6 +379,7 @@ async fn try_serve(
         return Ok(Some(respond(
             state,
             target,
+            vary,
             &meta,
             Body::from(body),
             method,
@@ -324,7 +390,9 @@ async fn try_serve(
     let body = Body::from_stream(stream.inspect_err(move |e| {
         tracing::warn!(key = %key_for_log, error = %e, "thumbnail stream broke off");
     }));
-    Ok(Some(respond(state, target, &meta, body, method, headers)))
+    Ok(Some(respond(
+        state, target, vary, &meta, body, method, headers,
+    )))
 }
 
 #[cfg(test)]
@@ -332,23 +400,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn if_none_match_forms() {
-        let m = |v: &'static str| etag_matches(&HeaderValue::from_static(v), "abc");
-        assert!(m("\"abc\""));
-        assert!(m("W/\"abc\""));
-        assert!(m("\"x\", \"abc\""));
-        assert!(m("*"));
-        assert!(!m("\"abcd\""));
-        assert!(!m(""));
-    }
-
-    #[test]
     fn unknown_sizes_never_pass_signed_tokens() {
         let key = thumbfarm_shared::tokens::SigningKey::new("k1", b"0123456789abcdef").unwrap();
         let policy = TokenPolicy::Signed(vec![key]);
         let h = AssetHash::of_bytes(b"x");
-        let t = policy.mint(&h, Subject::Thumb(Size::Fit720));
-        assert!(token_allows(&policy, &h, Some(Size::Fit720), &t));
+        let t = policy.mint(&h, Subject::Thumb(Size::Fit720.into()));
+        assert!(token_allows(&policy, &h, Some(Size::Fit720.into()), &t));
+        let webp = Rendition::new(Size::Fit720, OutputFormat::Webp);
+        assert!(
+            !token_allows(&policy, &h, webp, &t),
+            "not for another format"
+        );
         assert!(!token_allows(&policy, &h, None, &t));
         assert!(token_allows(&TokenPolicy::Public, &h, None, "public"));
         assert!(!token_allows(&TokenPolicy::Public, &h, None, "x"));

@@ -13,12 +13,13 @@
 //! `Retry-After`. A transcode that failed for good is 422 with the reason.
 
 use crate::http::error::{ThumbError, REASON_HEADER};
+use crate::http::etag::etag_matches;
 use crate::http::range::{
     content_range, if_range_holds, parse_range, unsatisfied_range, RangeRequest,
 };
 use crate::routes::manifests::cached_manifest;
 use crate::routes::manifests::unavailable;
-use crate::routes::thumbs::{entity_headers, etag_matches};
+use crate::routes::thumbs::entity_headers;
 use crate::services::ondemand::Signal;
 use crate::state::AppState;
 use axum::body::Body;
@@ -293,7 +294,10 @@ mod tests {
         assert!(video_token_allows(&policy, &h, "avc", &t));
         assert!(!video_token_allows(&policy, &other, "avc", &t));
         assert!(!video_token_allows(&policy, &h, "hevc", &t));
-        let thumb = policy.mint(&h, Subject::Thumb(thumbfarm_shared::sizes::Size::Fit720));
+        let thumb = policy.mint(
+            &h,
+            Subject::Thumb(thumbfarm_shared::sizes::Size::Fit720.into()),
+        );
         assert!(!video_token_allows(&policy, &h, "avc", &thumb));
         assert!(video_token_allows(
             &TokenPolicy::Public,

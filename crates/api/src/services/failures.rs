@@ -40,7 +40,7 @@ pub async fn retry_failed(state: &AppState, manifest: &Manifest) -> Result<Retri
     if cleared.is_empty() {
         return Ok(Retried::default());
     }
-    let planned = jobs::retry_jobs(state.limits(), manifest, &cleared);
+    let planned = jobs::retry_jobs(state.pregeneration(), manifest, &cleared);
     for job in &planned {
         job.publish(state.queue().as_ref()).await?;
         state.metrics().job_published(job.routing_key());

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use thumbfarm_shared::manifest::Manifest;
 use thumbfarm_shared::messages::Event;
 use thumbfarm_shared::queue::{EventStream, Queue, QueueError};
-use thumbfarm_shared::sizes::{Size, SizeLimits};
+use thumbfarm_shared::renditions::Rendition;
 use thumbfarm_shared::AssetHash;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -29,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 pub enum Signal {
     /// Nothing yet.
     Pending,
-    /// Some sizes of the asset were stored (by any job).
-    Rendered(Vec<Size>),
+    /// Some renditions of the asset were stored (by any job).
+    Rendered(Vec<Rendition>),
     /// A job of the asset failed for good.
     Failed {
         /// The worker's reason.
@@ -44,8 +44,8 @@ pub enum Signal {
 struct Inflight {
     id: u64,
     tx: watch::Sender<Signal>,
-    /// The sizes requested from the worker so far.
-    sizes: Vec<Size>,
+    /// The renditions requested from the worker so far.
+    sizes: Vec<Rendition>,
     /// Whether `sizes` were resolved for the original (its dimensions were known).
     resolved: bool,
     /// When the last job for it was published.
@@ -197,7 +197,7 @@ impl Listeners {
 /// The on-demand coordinator of one API replica.
 pub struct Coordinator {
     queue: Arc<dyn Queue>,
-    limits: SizeLimits,
+    pregen: jobs::Pregeneration,
     shared: Arc<Shared>,
     listeners: tokio::sync::Mutex<Option<Listeners>>,
     next_id: std::sync::atomic::AtomicU64,
@@ -228,14 +228,14 @@ impl Coordinator {
     /// Every published job is counted in `metrics`.
     pub fn new(
         queue: Arc<dyn Queue>,
-        limits: SizeLimits,
+        pregen: jobs::Pregeneration,
         republish_after: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
         Coordinator {
             metrics,
             queue,
-            limits,
+            pregen,
             shared: Arc::new(Shared::default()),
             listeners: tokio::sync::Mutex::new(None),
             next_id: std::sync::atomic::AtomicU64::new(1),
@@ -282,7 +282,11 @@ impl Coordinator {
 
     /// Joins or starts the render of `target` (resolved for the original when
     /// `manifest` has its dimensions) and returns the ticket to wait on.
-    pub async fn request(&self, manifest: &Manifest, target: Size) -> Result<Ticket, QueueError> {
+    pub async fn request(
+        &self,
+        manifest: &Manifest,
+        target: Rendition,
+    ) -> Result<Ticket, QueueError> {
         let hash = manifest.hash;
         if let Some(reason) = self.shared.recent_failure(&hash) {
             let (_tx, mut rx) = watch::channel(Signal::Failed {
@@ -304,7 +308,7 @@ impl Coordinator {
                     let rx = entry.tx.subscribe();
                     if entry.published.elapsed() > self.republish_after {
                         tracing::info!(%hash, "on-demand job without an event; publishing it again");
-                        let job = jobs::ondemand_job(&self.limits, manifest, target);
+                        let job = jobs::ondemand_job(&self.pregen, manifest, target);
                         entry.published = Instant::now();
                         entry.resolved = manifest.has_dimensions();
                         entry.sizes = job.sizes().to_vec();
@@ -346,7 +350,7 @@ impl Coordinator {
                         let horizon = self.republish_after.saturating_mul(4);
                         map.retain(|_, e| e.published.elapsed() < horizon);
                     }
-                    let job = jobs::ondemand_job(&self.limits, manifest, target);
+                    let job = jobs::ondemand_job(&self.pregen, manifest, target);
                     let (tx, rx) = watch::channel(Signal::Pending);
                     let id = self
                         .next_id
@@ -526,6 +530,7 @@ async fn listen(
 mod tests {
     use super::*;
     use thumbfarm_shared::messages::V1;
+    use thumbfarm_shared::sizes::Size;
 
     fn entry(sizes: Vec<Size>, resolved: bool) -> (Inflight, watch::Receiver<Signal>) {
         let (tx, rx) = watch::channel(Signal::Pending);
@@ -533,7 +538,7 @@ mod tests {
             Inflight {
                 id: 1,
                 tx,
-                sizes,
+                sizes: sizes.into_iter().map(Rendition::from).collect(),
                 resolved,
                 published: Instant::now(),
             },
@@ -550,18 +555,20 @@ mod tests {
         shared.dispatch(Event::Rendered {
             v: V1,
             hash,
-            sizes: vec![Size::Fit720],
+            sizes: vec![Size::Fit720.into()],
+            thumbhash: None,
         });
         assert!(rx.has_changed().unwrap());
         assert_eq!(
             *rx.borrow_and_update(),
-            Signal::Rendered(vec![Size::Fit720])
+            Signal::Rendered(vec![Size::Fit720.into()])
         );
         assert_eq!(shared.lock().len(), 1);
         shared.dispatch(Event::Rendered {
             v: V1,
             hash,
-            sizes: vec![Size::Fit720, Size::Left224],
+            sizes: vec![Size::Fit720.into(), Size::Left224.into()],
+            thumbhash: None,
         });
         assert_eq!(shared.lock().len(), 0);
     }
@@ -575,7 +582,8 @@ mod tests {
         shared.dispatch(Event::Rendered {
             v: V1,
             hash,
-            sizes: vec![Size::Fit4096],
+            sizes: vec![Size::Fit4096.into()],
+            thumbhash: None,
         });
         assert_eq!(shared.lock().len(), 0);
         let (e, rx) = entry(vec![Size::Fit720], true);

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use thumbfarm_shared::failure::FailureKind;
 use thumbfarm_shared::messages::Event;
 use thumbfarm_shared::queue::{EventStream, Queue, QueueError, QueueStats};
+use thumbfarm_shared::renditions::Rendition;
 use thumbfarm_shared::sizes::Size;
 use thumbfarm_shared::store::Store;
 use thumbfarm_shared::time::rfc3339_of;
@@ -51,8 +52,8 @@ pub struct RecentFailure {
 pub struct RecentRender {
     /// The asset.
     pub hash: String,
-    /// The sizes stored.
-    pub sizes: Vec<Size>,
+    /// The renditions stored.
+    pub sizes: Vec<Rendition>,
     /// When it was seen (RFC 3339).
     pub at: String,
 }
@@ -370,10 +371,10 @@ impl StatusBoard {
                     .ok()
                     .filter(|_| mint_urls)
                     .and_then(|hash| {
-                        let size = if r.sizes.contains(&Size::Tile100) {
+                        let size = if r.sizes.contains(&Size::Tile100.into()) {
                             Some(Size::Tile100)
                         } else {
-                            r.sizes.iter().copied().min()
+                            r.sizes.iter().map(|r| r.size).min()
                         }?;
                         Some(crate::urls::thumb_url(tokens, public_url, &hash, size))
                     });
@@ -550,7 +551,8 @@ mod tests {
             board.record(Event::Rendered {
                 v: V1,
                 hash,
-                sizes: vec![Size::Tile100],
+                sizes: vec![Size::Tile100.into()],
+                thumbhash: None,
             });
         }
         let s = board.lock();

@@ -101,10 +101,13 @@ fn render_into(request: &RenderRequest) -> Result<Rendered, RenderError> {
     let result = rendered.result;
     let mut outputs = Vec::with_capacity(result.outputs.len());
     for out in result.outputs {
-        let file = request.out_dir.join(out.size.name());
+        let file = request
+            .out_dir
+            .join(Output::file_name(out.size, out.format));
         std::fs::write(&file, &out.bytes)?;
         outputs.push(Output {
             size: out.size,
+            format: out.format,
             width: out.width,
             height: out.height,
             millis: out.millis,
@@ -118,6 +121,7 @@ fn render_into(request: &RenderRequest) -> Result<Rendered, RenderError> {
         decode_millis: result.decode_millis,
         hdr: result.hdr,
         outputs,
+        thumbhash: result.thumbhash,
         extras: rendered.extras,
     })
 }

@@ -13,7 +13,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use thumbfarm_shared::sizes::Size;
+use thumbfarm_shared::renditions::Rendition;
 
 /// [`IsolationLimits::memory_bytes`] of children without an address-space
 /// limit (transcodes on a hardware encoder, whose driver reserves large
@@ -360,7 +360,7 @@ impl DecoderChildren {
     pub fn render_original(
         &self,
         path: &Path,
-        sizes: &[Size],
+        sizes: &[Rendition],
         media_hint: Option<&str>,
         render_opts: &RenderOptions,
         video_opts: &VideoOptions,
@@ -401,6 +401,7 @@ impl DecoderChildren {
                 decode_millis: rendered.decode_millis,
                 hdr: rendered.hdr,
                 outputs,
+                thumbhash: rendered.thumbhash,
             },
             extras: rendered.extras,
         })
@@ -482,7 +483,7 @@ fn known_media_type(name: &str) -> &'static str {
 
 fn read_output(out_dir: &Path, o: Output) -> Result<RenderedOutput, RenderError> {
     // Only files inside the job's own directory.
-    let file = out_dir.join(o.size.name());
+    let file = out_dir.join(Output::file_name(o.size, o.format));
     if o.file != file {
         return Err(RenderError::Crashed(
             "decoder crashed: answered with a file outside its directory".into(),
@@ -490,6 +491,7 @@ fn read_output(out_dir: &Path, o: Output) -> Result<RenderedOutput, RenderError>
     }
     Ok(RenderedOutput {
         size: o.size,
+        format: o.format,
         width: o.width,
         height: o.height,
         bytes: std::fs::read(&file)?,

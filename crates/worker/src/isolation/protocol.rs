@@ -9,6 +9,7 @@ use crate::video::{VideoError, VideoOptions};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use thumbfarm_shared::manifest::HdrInfo;
+use thumbfarm_shared::renditions::{OutputFormat, Rendition};
 use thumbfarm_shared::sizes::Size;
 
 /// One job's decoder work.
@@ -22,11 +23,12 @@ pub enum Request {
     Transcode(TranscodeRequest),
 }
 
-/// Render `sizes` of the original at `source`, writing each output to `out_dir`.
+/// Render `sizes` (renditions) of the original at `source`, writing each
+/// output to `out_dir`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RenderRequest {
     pub source: PathBuf,
-    pub sizes: Vec<Size>,
+    pub sizes: Vec<Rendition>,
     pub media_hint: Option<String>,
     pub options: RenderOptions,
     pub video: VideoOptions,
@@ -70,6 +72,7 @@ pub struct Rendered {
     pub decode_millis: f64,
     pub hdr: Option<HdrInfo>,
     pub outputs: Vec<Output>,
+    pub thumbhash: Option<Vec<u8>>,
     pub extras: StillExtras,
 }
 
@@ -77,10 +80,18 @@ pub struct Rendered {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Output {
     pub size: Size,
+    pub format: OutputFormat,
     pub width: u32,
     pub height: u32,
     pub millis: f64,
     pub file: PathBuf,
+}
+
+impl Output {
+    /// The only file name an output may have inside the job's directory.
+    pub fn file_name(size: Size, format: OutputFormat) -> String {
+        Rendition { size, format }.name()
+    }
 }
 
 /// A [`RenderError`] on the wire.

@@ -13,7 +13,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use thumbfarm_shared::manifest::{sniff_media_type, HdrInfo, StillVideo, VideoKind};
-use thumbfarm_shared::sizes::Size;
+use thumbfarm_shared::renditions::Rendition;
 use tracing::warn;
 
 /// What a still's bytes say beyond its pixels.
@@ -39,7 +39,7 @@ pub struct RenderedOriginal {
 /// its poster frame.
 pub fn render_original(
     path: &Path,
-    sizes: &[Size],
+    sizes: &[Rendition],
     media_hint: Option<&str>,
     render_opts: &RenderOptions,
     video_opts: &VideoOptions,

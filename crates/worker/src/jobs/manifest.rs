@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use thumbfarm_shared::keys::{KeyKind, AVC};
 use thumbfarm_shared::manifest::{update_manifest, FailureRecord, Manifest, OutputInfo};
 use thumbfarm_shared::messages::SourceRef;
+use thumbfarm_shared::renditions::Rendition;
 use thumbfarm_shared::retry::WorkError;
 use thumbfarm_shared::sizes::{self, Plan, Size};
 use thumbfarm_shared::store;
@@ -112,8 +113,8 @@ impl StoredOutputs {
             if m.outputs.contains_key(name) {
                 continue;
             }
-            let (width, height) = match name.parse::<Size>() {
-                Ok(size) if m.has_dimensions() => match sizes::plan(size, m.width, m.height) {
+            let (width, height) = match name.parse::<Rendition>() {
+                Ok(r) if m.has_dimensions() => match sizes::plan(r.size, m.width, m.height) {
                     Plan::Render(g) => (g.width, g.height),
                     Plan::ServeAs(_) | Plan::NotApplicable => (0, 0),
                 },
@@ -153,9 +154,9 @@ async fn stored_outputs(
             })
             .await?;
         for obj in page.objects {
-            if let Ok((h, KeyKind::Thumb(size))) = KeyLayout::parse(&obj.key) {
+            if let Ok((h, KeyKind::Thumb(rendition))) = KeyLayout::parse(&obj.key) {
                 if h == *hash {
-                    found.insert(size.name().to_string(), obj);
+                    found.insert(rendition.name(), obj);
                 }
             }
         }

@@ -56,6 +56,7 @@ pub async fn run(ctx: &JobContext<'_>, job: &Job) -> Result<Done, WorkError> {
                     v: V1,
                     hash: done.hash,
                     sizes: done.stored,
+                    thumbhash: done.thumbhash,
                 },
             })
         }

@@ -1,6 +1,6 @@
-//! The render job: the original from the store, every wanted size rendered
-//! from one decode (a video's poster frame for a video), the outputs and
-//! the manifest into the store. Outputs that already exist are skipped, so
+//! The render job: the original from the store, every wanted rendition
+//! (size and format) rendered from one decode (a video's poster frame for a
+//! video), the outputs, the ThumbHash and the manifest into the store. Outputs that already exist are skipped, so
 //! a redelivered job is harmless.
 
 use super::context::JobContext;
@@ -9,11 +9,12 @@ use super::manifest::{merge_manifest, read_manifest, OriginalFacts};
 use super::original::{check_bucket, fetch_original, hash_file};
 use crate::isolation::work::{self, RenderedOriginal};
 use crate::render;
+use base64::Engine;
 use bytes::Bytes;
 use thumbfarm_shared::manifest::{FailureRecord, OutputInfo, IMAGE_OUTPUT};
 use thumbfarm_shared::messages::RenderJob;
+use thumbfarm_shared::renditions::{resolve_renditions, sizes_of, Rendition};
 use thumbfarm_shared::retry::WorkError;
-use thumbfarm_shared::sizes::{self, Size};
 use thumbfarm_shared::AssetHash;
 
 /// What a finished render job did.
@@ -21,10 +22,12 @@ use thumbfarm_shared::AssetHash;
 pub struct RenderOutcome {
     /// The asset.
     pub hash: AssetHash,
-    /// Every size now stored for the request (rendered or already there).
-    pub stored: Vec<Size>,
-    /// The sizes rendered and written by this job.
-    pub written: Vec<Size>,
+    /// Every rendition now stored for the request (rendered or already there).
+    pub stored: Vec<Rendition>,
+    /// The renditions rendered and written by this job.
+    pub written: Vec<Rendition>,
+    /// The asset's ThumbHash (base64), when this job computed it.
+    pub thumbhash: Option<String>,
     /// Set when the asset's render failed for good before (a recorded
     /// failure): the job did nothing.
     pub failed_before: Option<FailureRecord>,
@@ -48,11 +51,11 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
         return Err(WorkError::Permanent("job names no sizes".into()));
     }
     check_bucket(ctx, &job.source)?;
-    let wanted: Vec<Size> = job
+    let wanted: Vec<Rendition> = job
         .sizes
         .iter()
         .copied()
-        .filter(|s| opts.limits.allows_on_request(*s))
+        .filter(|r| opts.limits.allows_on_request(r.size))
         .collect();
     if wanted.is_empty() {
         return Err(WorkError::Permanent(
@@ -70,16 +73,22 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
                     hash,
                     stored: Vec::new(),
                     written: Vec::new(),
+                    thumbhash: None,
                     failed_before: Some(record.clone()),
                 });
             }
             if m.has_dimensions() {
-                let needed = sizes::render_set(&wanted, m.width, m.height);
-                if missing_outputs(ctx, &hash, &needed).await?.is_empty() {
+                let needed = resolve_renditions(&wanted, m.width, m.height);
+                // A job that would compute the ThumbHash of an asset that
+                // has none yet (a manifest of an older worker) renders.
+                let placeholder_due = m.thumbhash.is_none()
+                    && sizes_of(&needed).iter().any(|s| !s.spec().method.is_fill());
+                if !placeholder_due && missing_outputs(ctx, &hash, &needed).await?.is_empty() {
                     return Ok(RenderOutcome {
                         hash,
                         stored: needed,
                         written: Vec::new(),
+                        thumbhash: None,
                         failed_before: None,
                     });
                 }
@@ -144,8 +153,8 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
         .with_label_values(&[result.media_type])
         .observe(result.decode_millis / 1000.0);
 
-    let stored: Vec<Size> = result.outputs.iter().map(|o| o.size).collect();
-    let existing: Vec<Size> = if job.force {
+    let stored: Vec<Rendition> = result.outputs.iter().map(|o| o.rendition()).collect();
+    let existing: Vec<Rendition> = if job.force {
         Vec::new()
     } else {
         let missing = missing_outputs(ctx, &hash, &stored).await?;
@@ -163,9 +172,10 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
             .render_seconds
             .with_label_values(&[out.size.name()])
             .observe(out.millis / 1000.0);
-        let key = opts.layout.thumb(&hash, out.size);
+        let rendition = out.rendition();
+        let key = opts.layout.thumb(&hash, rendition);
         outputs.push((
-            out.size.name().to_string(),
+            rendition.name(),
             OutputInfo {
                 key: key.clone(),
                 width: out.width,
@@ -173,18 +183,22 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
                 bytes: out.bytes.len() as u64,
             },
         ));
-        if existing.contains(&out.size) {
+        if existing.contains(&rendition) {
             continue;
         }
         let body = Bytes::from(out.bytes.clone());
-        let content_type = out.size.format().content_type();
+        let content_type = rendition.content_type();
         ctx.store_retry("store output", || {
             ctx.store.put(&key, body.clone(), content_type)
         })
         .await?;
         ctx.metrics.bytes_out.inc_by(out.bytes.len() as u64);
-        written.push(out.size);
+        written.push(rendition);
     }
+    let thumbhash = result
+        .thumbhash
+        .as_ref()
+        .map(|h| base64::engine::general_purpose::STANDARD.encode(h));
 
     let facts = OriginalFacts {
         source: &job.source,
@@ -203,6 +217,9 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
             m.video = Some(link.clone());
         }
         m.outputs.extend(outputs.iter().cloned());
+        if thumbhash.is_some() {
+            m.thumbhash = thumbhash.clone();
+        }
         m.failures.remove(IMAGE_OUTPUT);
     })
     .await?;
@@ -211,18 +228,19 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
         hash,
         stored,
         written,
+        thumbhash,
         failed_before: None,
     })
 }
 
-/// The sizes among `sizes` whose thumbnail is not stored yet.
+/// The renditions among `renditions` whose thumbnail is not stored yet.
 async fn missing_outputs(
     ctx: &JobContext<'_>,
     hash: &AssetHash,
-    sizes: &[Size],
-) -> Result<Vec<Size>, WorkError> {
+    renditions: &[Rendition],
+) -> Result<Vec<Rendition>, WorkError> {
     let mut missing = Vec::new();
-    for &size in sizes {
+    for &size in renditions {
         let key = ctx.opts.layout.thumb(hash, size);
         let found = ctx
             .store_retry("check output", || ctx.store.head(&key))

@@ -11,7 +11,7 @@
 //!   crate);
 //! - [`hdr`]: whether an original is HDR; [`tonemap`]: PQ/HLG to SDR;
 //! - [`orient`], [`color`], [`resize`] (and [`resize16`]), [`encode`]: the
-//!   per-output steps;
+//!   per-output steps; [`placeholder`]: the asset's ThumbHash;
 //! - [`pixels`], [`options`], [`error`]: the types they share.
 
 mod camera_raw;
@@ -30,14 +30,16 @@ mod options;
 mod orient;
 mod pipeline;
 mod pixels;
+mod placeholder;
 mod probe;
 pub mod raw;
 mod resize;
 mod resize16;
 mod tonemap;
 
+pub use encode::{encode_avif, encode_png, encode_webp, JpegEncoder};
 pub use error::RenderError;
-pub use options::RenderOptions;
+pub use options::{RenderOptions, DEFAULT_AVIF_QUALITY, DEFAULT_WEBP_QUALITY};
 pub use pipeline::{
     probe_bytes, probe_file, render_bytes, render_file, ProbeResult, RenderResult, RenderedOutput,
 };

@@ -15,12 +15,15 @@
 //!    ([`ToSrgb`]);
 //! 6. **resize cascade** ([`resize::resize`]): the other sizes from the
 //!    results they cascade from;
-//! 7. **encode** ([`encode`]): JPEG (libjpeg-turbo, progressive) or PNG
-//!    (`colors`), no metadata.
+//! 7. **placeholder** ([`placeholder`]): the ThumbHash, from the smallest
+//!    fit result in memory;
+//! 8. **encode** ([`encode`]): every wanted rendition of every size — JPEG
+//!    (libjpeg-turbo, progressive) or PNG (`colors`), WebP (libwebp), AVIF
+//!    (rav1e) — no metadata.
 
 use super::cascade::{stored_dims, Plan};
 use super::color::ToSrgb;
-use super::encode::{encode_png, JpegEncoder};
+use super::encode::{encode_avif, encode_png, encode_webp, JpegEncoder};
 use super::error::{guarded, RenderError};
 use super::header::{self, Header};
 use super::options::RenderOptions;
@@ -28,12 +31,13 @@ use super::pixels::{Decoding, Rgb};
 use super::probe::ImageFormat;
 use super::resize16::resize16;
 use super::tonemap::Signal;
-use super::{decode, limits, orient, resize};
+use super::{decode, limits, orient, placeholder, resize};
 use fast_image_resize::Resizer;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 use thumbfarm_shared::manifest::HdrInfo;
+use thumbfarm_shared::renditions::{resolve_renditions, sizes_of, OutputFormat, Rendition};
 use thumbfarm_shared::sizes::Format;
 use thumbfarm_shared::Size;
 
@@ -42,14 +46,26 @@ use thumbfarm_shared::Size;
 pub struct RenderedOutput {
     /// The size this output is.
     pub size: Size,
+    /// The format it is encoded in.
+    pub format: OutputFormat,
     /// Pixel width of the output.
     pub width: u32,
     /// Pixel height of the output.
     pub height: u32,
-    /// The encoded file (JPEG or PNG).
+    /// The encoded file (JPEG, PNG, WebP or AVIF).
     pub bytes: Vec<u8>,
     /// Time spent resizing and encoding this size.
     pub millis: f64,
+}
+
+impl RenderedOutput {
+    /// The size and format of this output.
+    pub fn rendition(&self) -> Rendition {
+        Rendition {
+            size: self.size,
+            format: self.format,
+        }
+    }
 }
 
 /// The result of one render job.
@@ -65,8 +81,11 @@ pub struct RenderResult {
     pub decode_millis: f64,
     /// Whether (and how) the original is HDR (`None`: SDR).
     pub hdr: Option<HdrInfo>,
-    /// One entry per rendered size (wanted sizes resolved for this original).
+    /// One entry per rendered rendition (wanted sizes resolved for this
+    /// original, in every wanted format).
     pub outputs: Vec<RenderedOutput>,
+    /// The ThumbHash, when the job rendered a fit size to compute it from.
+    pub thumbhash: Option<Vec<u8>>,
 }
 
 /// What the header of an original says (see [`probe_bytes`]).
@@ -85,25 +104,28 @@ pub struct ProbeResult {
     pub orientation: u8,
 }
 
-/// Renders `sizes` of the image at `path` from one decode (blocking; call it
-/// off the async runtime).
-pub fn render_file(
+/// Renders `wanted` renditions of the image at `path` from one decode
+/// (blocking; call it off the async runtime). A [`Size`] is its classic
+/// JPEG/PNG rendition.
+pub fn render_file<R: Into<Rendition> + Copy>(
     path: &Path,
-    sizes: &[Size],
+    wanted: &[R],
     opts: &RenderOptions,
 ) -> Result<RenderResult, RenderError> {
     let data = read_limited(path, opts)?;
-    render_bytes(&data, sizes, opts)
+    render_bytes(&data, wanted, opts)
 }
 
-/// Renders `sizes` of an original held in memory (see [`render_file`]).
-pub fn render_bytes(
+/// Renders `wanted` renditions of an original held in memory (see
+/// [`render_file`]).
+pub fn render_bytes<R: Into<Rendition> + Copy>(
     data: &[u8],
-    sizes: &[Size],
+    wanted: &[R],
     opts: &RenderOptions,
 ) -> Result<RenderResult, RenderError> {
     limits::check_file_size(data.len() as u64, opts)?;
-    guarded(|| run(data, sizes, opts))
+    let wanted: Vec<Rendition> = wanted.iter().map(|r| (*r).into()).collect();
+    guarded(|| run(data, &wanted, opts))
 }
 
 /// Reads the format, the oriented pixel size and the orientation of the file
@@ -142,10 +164,14 @@ fn millis(since: Instant) -> f64 {
 }
 
 /// The steps, in order (see the module docs).
-fn run(data: &[u8], wanted: &[Size], opts: &RenderOptions) -> Result<RenderResult, RenderError> {
+fn run(
+    data: &[u8],
+    wanted: &[Rendition],
+    opts: &RenderOptions,
+) -> Result<RenderResult, RenderError> {
     let started = Instant::now();
     let header = header::read(data, opts)?; // 1. probe
-    let plan = Plan::new(&header, wanted)?; // 2. plan
+    let plan = Plan::new(&header, &sizes_of(wanted))?; // 2. plan
     let decoded = decode::decode(data, &header, &plan.needs(&header), opts)?; // 3. decode
     let decode_millis = millis(started);
     let mut resizer = Resizer::new();
@@ -160,7 +186,11 @@ fn run(data: &[u8], wanted: &[Size], opts: &RenderOptions) -> Result<RenderResul
         &mut resize_millis,
     )?; // 4. orient, 5. colour
     resize_cascade(&mut resizer, &plan, &mut images, &mut resize_millis)?; // 6. resize cascade
-    let outputs = encode_all(&plan, &images, &resize_millis, opts)?; // 7. encode
+    let thumbhash = smallest_fit(&images)
+        .map(|img| placeholder::thumbhash(&mut resizer, img))
+        .transpose()?; // 7. placeholder
+    let renditions = resolved_renditions(&plan, wanted);
+    let outputs = encode_all(&renditions, &images, &resize_millis, opts)?; // 8. encode
     Ok(RenderResult {
         width: plan.width,
         height: plan.height,
@@ -168,6 +198,7 @@ fn run(data: &[u8], wanted: &[Size], opts: &RenderOptions) -> Result<RenderResul
         decode_millis,
         hdr: header.hdr.clone(),
         outputs,
+        thumbhash,
     })
 }
 
@@ -254,40 +285,128 @@ fn resize_cascade(
     Ok(())
 }
 
-/// Step 7: every size encoded, in size order.
-fn encode_all(
-    plan: &Plan,
-    images: &HashMap<Size, Rgb>,
-    resize_millis: &HashMap<Size, f64>,
-    opts: &RenderOptions,
-) -> Result<Vec<RenderedOutput>, RenderError> {
-    let mut jpeg = JpegEncoder::new()?;
-    let mut sizes: Vec<Size> = plan
+/// The fit-method result with the fewest pixels: the ThumbHash source (the
+/// whole picture, never a crop).
+fn smallest_fit(images: &HashMap<Size, Rgb>) -> Option<&Rgb> {
+    images
+        .iter()
+        .filter(|(size, _)| !size.spec().method.is_fill() && **size != Size::Colors)
+        .min_by_key(|(size, img)| (u64::from(img.width) * u64::from(img.height), **size))
+        .map(|(_, img)| img)
+}
+
+/// The renditions this job encodes: every wanted one with its size resolved
+/// for the original (a fit larger than the original is its largest stored
+/// fit), in the plan, without repeats, in size then format order.
+fn resolved_renditions(plan: &Plan, wanted: &[Rendition]) -> Vec<Rendition> {
+    let planned: Vec<Size> = plan
         .roots
         .iter()
         .chain(&plan.derived)
         .map(|s| s.size)
         .collect();
-    sizes.sort();
-    let mut outputs = Vec::with_capacity(sizes.len());
-    for size in sizes {
-        let img = images
-            .get(&size)
-            .ok_or_else(|| RenderError::Decode(format!("{size} was not resized")))?;
-        let t = Instant::now();
-        let bytes = match size.format() {
-            Format::Png => encode_png(&img.pixels, img.width, img.height)?,
-            Format::Jpeg => {
-                jpeg.encode(&img.pixels, img.width, img.height, opts.quality_for(size))?
+    resolve_renditions(wanted, plan.width, plan.height)
+        .into_iter()
+        .filter(|r| planned.contains(&r.size))
+        .collect()
+}
+
+/// Step 8: every rendition encoded, in size then format order; on
+/// `opts.encode_threads` threads when the job has cores to spare (the
+/// costliest encodes first, each thread taking the next one).
+fn encode_all(
+    renditions: &[Rendition],
+    images: &HashMap<Size, Rgb>,
+    resize_millis: &HashMap<Size, f64>,
+    opts: &RenderOptions,
+) -> Result<Vec<RenderedOutput>, RenderError> {
+    let threads = opts.encode_threads.clamp(1, renditions.len().max(1));
+    let mut encoded: Vec<(Rendition, Vec<u8>, f64)> = if threads == 1 {
+        let mut jpeg = JpegEncoder::new()?;
+        renditions
+            .iter()
+            .map(|&r| encode_one(r, images, opts, &mut jpeg))
+            .collect::<Result<_, _>>()?
+    } else {
+        let mut by_cost = renditions.to_vec();
+        by_cost.sort_by_key(|r| std::cmp::Reverse(encode_cost(*r)));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results = std::sync::Mutex::new(Vec::with_capacity(renditions.len()));
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    let mut jpeg = match JpegEncoder::new() {
+                        Ok(j) => j,
+                        Err(e) => return results.lock().map_or((), |mut r| r.push(Err(e))),
+                    };
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&r) = by_cost.get(i) else { break };
+                        let done = guarded(|| encode_one(r, images, opts, &mut jpeg));
+                        if let Ok(mut all) = results.lock() {
+                            all.push(done);
+                        }
+                    }
+                });
             }
+        });
+        results
+            .into_inner()
+            .map_err(|_| RenderError::Encode("an encoder thread panicked".into()))?
+            .into_iter()
+            .collect::<Result<_, _>>()?
+    };
+    encoded.sort_by_key(|(r, _, _)| *r);
+    let mut outputs: Vec<RenderedOutput> = Vec::with_capacity(encoded.len());
+    for (r, bytes, encode_millis) in encoded {
+        let img = images
+            .get(&r.size)
+            .ok_or_else(|| RenderError::Decode(format!("{} was not resized", r.size)))?;
+        // The resize is shared by a size's formats: counted once, with the first.
+        let resize = if outputs.iter().any(|o| o.size == r.size) {
+            0.0
+        } else {
+            resize_millis.get(&r.size).copied().unwrap_or(0.0)
         };
         outputs.push(RenderedOutput {
-            size,
+            size: r.size,
+            format: r.format,
             width: img.width,
             height: img.height,
             bytes,
-            millis: millis(t) + resize_millis.get(&size).copied().unwrap_or(0.0),
+            millis: encode_millis + resize,
         });
     }
     Ok(outputs)
+}
+
+/// A rough relative cost of encoding `r`, to start the costliest first.
+fn encode_cost(r: Rendition) -> u64 {
+    let per_pixel = match r.file_format() {
+        Format::Png | Format::Jpeg => 1,
+        Format::Webp => 6,
+        Format::Avif => 8,
+    };
+    u64::from(r.size.long_side()).pow(2) * per_pixel
+}
+
+/// Encodes one rendition; returns it with its bytes and encode time.
+fn encode_one(
+    r: Rendition,
+    images: &HashMap<Size, Rgb>,
+    opts: &RenderOptions,
+    jpeg: &mut JpegEncoder,
+) -> Result<(Rendition, Vec<u8>, f64), RenderError> {
+    let img = images
+        .get(&r.size)
+        .ok_or_else(|| RenderError::Decode(format!("{} was not resized", r.size)))?;
+    let t = Instant::now();
+    let (px, w, h) = (&img.pixels, img.width, img.height);
+    let bytes = match r.file_format() {
+        Format::Png => encode_png(px, w, h)?,
+        Format::Jpeg => jpeg.encode(px, w, h, opts.quality_for(r.size))?,
+        Format::Webp => encode_webp(px, w, h, opts.webp_quality, opts.webp_method)?,
+        Format::Avif => encode_avif(px, w, h, opts.avif_quality, opts.avif_speed, None)?,
+    };
+    Ok((r, bytes, millis(t)))
 }

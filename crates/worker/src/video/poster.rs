@@ -14,7 +14,7 @@ use ffmpeg::{format, frame, media, Packet};
 use ffmpeg_next as ffmpeg;
 use std::path::Path;
 use std::time::Instant;
-use thumbfarm_shared::Size;
+use thumbfarm_shared::Rendition;
 
 /// The time of the poster frame for a video of `duration` seconds, as
 /// PhotoPrism's `PreviewTimeOffset`: 0.001 s up to 3.1 s, then 3 s, 9 s
@@ -213,7 +213,7 @@ fn video_to_render_error(e: VideoError) -> RenderError {
 /// (blocking). The result carries the video's media type and display size.
 pub fn render_poster_file(
     path: &Path,
-    sizes: &[Size],
+    sizes: &[Rendition],
     render_opts: &RenderOptions,
     video_opts: &VideoOptions,
 ) -> Result<RenderResult, RenderError> {
