@@ -18,6 +18,11 @@ vipsthumbnail makes one size per invocation, so it is measured three ways:
   `total` line of `thumbfarm-worker render`). This is the like-for-like
   library comparison; peak memory is the whole process's in both cases.
 
+`djpeg` (libjpeg-turbo's, when installed) times one full-size decode of
+each JPEG as a floor: the issue-10 goal is thumbfarm's whole pre-generated
+set within 2.5× of it. The bytes per size of thumbfarm's outputs are summed
+over the photos.
+
 With `--isolate`, both thumbfarm measurements decode in a supervised child
 process, as the worker does by default (`--isolate-decoders`): the whole
 process then includes starting the child, and the in-process time includes
@@ -124,6 +129,24 @@ def bench_thumbfarm_inproc(binary, src, out_dir):
                       "--sizes", "pregenerated", "--out", out_dir])
 
 
+def bench_djpeg(src, out_dir):
+    return run(["taskset", "-c", "0", "djpeg", "-outfile", os.path.join(out_dir, "full.ppm"), src])
+
+
+def thumbfarm_bytes(binary, src):
+    """Bytes per size of thumbfarm's outputs for `src` (from `render`'s lines)."""
+    with tempfile.TemporaryDirectory() as d:
+        out = subprocess.run([binary, "render", "--source", src, "--sizes", "pregenerated",
+                              "--out", d], capture_output=True, text=True, check=True).stdout
+    sizes = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[-1] == "bytes" and "_" in parts[0]:
+            suffix = parts[0].split("_", 1)[1]
+            sizes[suffix] = int(parts[-2])
+    return sizes
+
+
 def bench_vips_each(src, out_dir, env):
     total, peak = 0.0, 0
     for name, box, fill in SIZES:
@@ -174,7 +197,9 @@ def main():
     except ImportError:
         have_pyvips = False
     rows = []
-    totals = {k: [0.0, 0] for k in ("thumbfarm", "vips-each", "vips-cascade", "tf-inproc", "vips-inproc")}
+    totals = {k: [0.0, 0] for k in ("thumbfarm", "vips-each", "vips-cascade", "tf-inproc", "vips-inproc", "djpeg")}
+    have_djpeg = shutil.which("djpeg") is not None
+    bytes_per_size = {}
     for src in args.files:
         w, h = identify(src)
         results = {}
@@ -184,6 +209,10 @@ def main():
         if have_pyvips:
             benches += [("tf-inproc", lambda d: bench_thumbfarm_inproc(args.bin, src, d)),
                         ("vips-inproc", lambda d: bench_pyvips(src, d, env))]
+        if have_djpeg:
+            benches.append(("djpeg", lambda d: bench_djpeg(src, d)))
+        for suffix, n in thumbfarm_bytes(args.bin, src).items():
+            bytes_per_size[suffix] = bytes_per_size.get(suffix, 0) + n
         for label, fn in benches:
             times, peaks = [], []
             for _ in range(args.runs):
@@ -219,6 +248,25 @@ def main():
         print(f"| {name} | {tf[0]*1000:.0f} | {vp[0]*1000:.0f} | {vp[0]/tf[0]:.2f}× | {tf[1]/1024:.0f} | {vp[1]/1024:.0f} |")
     tf, vp = totals["tf-inproc"], totals["vips-inproc"]
     print(f"| **all** | {tf[0]*1000:.0f} | {vp[0]*1000:.0f} | **{vp[0]/tf[0]:.2f}×** | {tf[1]/1024:.0f} | {vp[1]/1024:.0f} |")
+    if have_djpeg:
+        print()
+        print("thumbfarm's whole set (work) against one full-size `djpeg` decode (whole process):")
+        print()
+        print("| photo | thumbfarm ms | djpeg ms | ratio |")
+        print("|---|---|---|---|")
+        for name, w, h, r in rows:
+            tf, dj = r["tf-inproc"], r["djpeg"]
+            print(f"| {name} | {tf[0]*1000:.0f} | {dj[0]*1000:.0f} | {tf[0]/dj[0]:.2f}× |")
+        tf, dj = totals["tf-inproc"], totals["djpeg"]
+        print(f"| **all** | {tf[0]*1000:.0f} | {dj[0]*1000:.0f} | **{tf[0]/dj[0]:.2f}×** |")
+    print()
+    print("thumbfarm's bytes per size, summed over the photos:")
+    print()
+    print("| file suffix | bytes |")
+    print("|---|---|")
+    for suffix, n in sorted(bytes_per_size.items(), key=lambda kv: -kv[1]):
+        print(f"| {suffix} | {n:,} |")
+    print(f"| **all** | {sum(bytes_per_size.values()):,} |")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ echo "## thumbfarm vs vipsthumbnail (one core each), decoders in process"
 python3 benches/compare_vips.py --runs 3 "${PHOTOS[@]}"
 echo "## the same with decoder isolation (the worker's default)"
 python3 benches/compare_vips.py --runs 3 --isolate "${PHOTOS[@]}"
+echo "## output formats: bytes at the JPEG's DSSIM, encode cost (WebP, AVIF)"
+benches/formats.sh
 echo "## video: thumbfarm transcoder vs the ffmpeg CLI (same settings)"
 python3 benches/compare_ffmpeg.py --runs 3 \
   ../shared/corpus/seed/earth.avi ../shared/corpus/seed/earth.mov \

@@ -16,7 +16,7 @@ packages=(
   libde265-dev libdav1d-dev libaom-dev g++ make curl liblcms2-dev
   rabbitmq-server
   libvips-tools wrk nginx-light chromium python3-venv
-  libavif-bin webp libjpeg-turbo-progs
+  libavif-bin webp libjpeg-turbo-progs jq
 )
 
 missing=()

@@ -83,14 +83,19 @@ pub fn document() -> Value {
             "/api/v1/t/{hash}/{token}/{size}": {
                 "get": {
                     "summary": "A thumbnail (also answers HEAD).",
-                    "description": "Serves the stored thumbnail, or enqueues an on-demand render and waits for it up to the configured deadline. A fit size larger than the original is served as the smallest fit size that contains it. Checks in order: hash (400), token (403; in signed mode an unknown size is 403), size name (404), dynamic size limit (404), asset (404).",
+                    "description": "Serves the stored thumbnail, or enqueues an on-demand render and waits for it up to the configured deadline. A fit size larger than the original is served as the smallest fit size that contains it. `{size}` is a size name (JPEG, PNG for colors; with --negotiate-format the first of --formats that Accept names, answered with Vary: Accept), a size name with the format's extension (`tile_500.webp`, `tile_500.avif`, `tile_500.jpg`, `colors.png`: that format, never Vary), or `thumbhash` (the asset's ThumbHash as a small PNG). In signed mode the token covers the size and the format. Checks in order: hash (400), token (403; in signed mode an unknown size is 403), size name and format (404), dynamic size limit (404), asset (404).",
                     "parameters": [
                         hash_param(),
                         { "name": "token", "in": "path", "required": true,
                           "description": "`public`, a preview token, or a signed token, depending on the deployment's token mode.",
                           "schema": { "type": "string", "maxLength": 64 } },
                         { "name": "size", "in": "path", "required": true,
-                          "schema": { "type": "string", "enum": thumbfarm_shared::sizes::Size::ALL.iter().map(|s| s.name()).collect::<Vec<_>>() } },
+                          "description": "A size name, optionally with `.jpg`/`.png` (colors), `.webp` or `.avif`; or `thumbhash`.",
+                          "schema": { "type": "string", "enum": thumbfarm_shared::sizes::Size::ALL.iter().map(|s| s.name().to_string())
+                              .chain(thumbfarm_shared::Rendition::all().filter(|r| !r.is_classic()).map(|r| r.name()))
+                              .chain(thumbfarm_shared::sizes::Size::ALL.iter().map(|s| format!("{}.{}", s.name(), s.format().extension())))
+                              .chain(std::iter::once("thumbhash".to_string()))
+                              .collect::<Vec<_>>() } },
                         { "name": "If-None-Match", "in": "header", "required": false, "schema": { "type": "string" } }
                     ],
                     "responses": {
@@ -169,7 +174,10 @@ pub fn document() -> Value {
                     "parameters": [
                         { "name": "name", "in": "query", "required": false,
                           "description": "The file name (else from Content-Disposition); used for the extension when the bytes are not recognized.",
-                          "schema": { "type": "string" } }
+                          "schema": { "type": "string" } },
+                        { "name": "wait", "in": "query", "required": false,
+                          "description": "Wait (up to the render deadline) for the pre-generation render, so that the answer has the dimensions and the ThumbHash.",
+                          "schema": { "type": "boolean" } }
                     ],
                     "requestBody": {
                         "required": true,
@@ -259,6 +267,21 @@ pub fn document() -> Value {
                         "href": { "type": "string" },
                         "square": { "type": "boolean" },
                         "failed": { "type": "string", "description": "Set when this size failed permanently (generic reason); its URL answers 422 until retried." },
+                        "formats": {
+                            "type": "object",
+                            "description": "The size in every format served (jpeg, webp, avif; colors only jpeg, its PNG), each with a URL naming the format.",
+                            "additionalProperties": {
+                                "type": "object",
+                                "required": ["href", "content_type", "stored"],
+                                "properties": {
+                                    "href": { "type": "string" },
+                                    "content_type": { "type": "string" },
+                                    "stored": { "type": "boolean", "description": "already rendered (else the first request renders it)" },
+                                    "failed": { "type": "string" }
+                                }
+                            }
+                        },
+                        "thumbhash": { "type": "string", "description": "The asset's ThumbHash (base64), once rendered (the same on every entry)." },
                         "video": {
                             "type": "object",
                             "description": "present when the asset has a video (the same on every entry)",
@@ -327,7 +350,8 @@ pub fn document() -> Value {
                         "hash": { "type": "string" },
                         "media_type": { "type": "string" },
                         "new": { "type": "boolean" },
-                        "previews": { "type": "array", "items": { "$ref": "#/components/schemas/Preview" } }
+                        "previews": { "type": "array", "items": { "$ref": "#/components/schemas/Preview" } },
+                        "thumbhash": { "type": "string", "description": "The ThumbHash (base64), once the render job has run (see ?wait=true)." }
                     }
                 }
             }

@@ -155,6 +155,15 @@ fn assert_poster_sizes(src: &Path, display: (u32, u32)) {
     let result = render_poster_file(src, &sizes, &RenderOptions::default(), &fast())
         .unwrap_or_else(|e| panic!("{}: poster: {e}", src.display()));
     assert_eq!((result.width, result.height), display, "{}", src.display());
+    // The poster gets a ThumbHash of the video's shape, from the same pixels.
+    let hash = result.thumbhash.as_deref().expect("a poster ThumbHash");
+    let ratio = thumbhash::thumb_hash_to_approximate_aspect_ratio(hash).expect("ThumbHash");
+    let want = display.0 as f32 / display.1 as f32;
+    assert!(
+        (ratio - want).abs() / want < 0.2,
+        "{}: ThumbHash aspect {ratio}, video {want}",
+        src.display()
+    );
     assert!(result.media_type.starts_with("video/") || result.media_type == "image/gif");
     let get = |s: Size| result.outputs.iter().find(|o| o.size == s);
     for tile in [Size::Tile50, Size::Tile100, Size::Tile224, Size::Tile500] {
