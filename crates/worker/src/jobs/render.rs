@@ -1,7 +1,7 @@
 //! The render job: the original from the store, every wanted rendition
 //! (size and format) rendered from one decode (a video's poster frame for a
-//! video), the outputs, the ThumbHash and the manifest into the store. Outputs that already exist are skipped, so
-//! a redelivered job is harmless.
+//! video), the outputs, the ThumbHash and the manifest into the store.
+//! Outputs that already exist are skipped, so a redelivered job is harmless.
 
 use super::context::JobContext;
 use super::live_photo::{link_photo_manifest, link_to, record_half, Half, HalfRecord};
