@@ -11,7 +11,7 @@ use common::*;
 use proptest::prelude::*;
 use std::sync::OnceLock;
 use thumbfarm_api::background::ingest_events::items_of;
-use thumbfarm_api::http::etag::etag_matches;
+use thumbfarm_api::http::entity::etag_matches;
 use thumbfarm_api::http::range::{parse_range, RangeRequest};
 use thumbfarm_shared::messages::IngestEvent;
 

@@ -7,14 +7,15 @@
 //! subject `thumbhash`); an asset whose render job has not run yet has no
 //! ThumbHash: 404 with the placeholder, like a size that does not exist.
 
+use crate::http::entity::respond;
 use crate::http::error::ThumbError;
-use crate::http::etag::etag_matches;
 use crate::routes::manifests::{cached_manifest, load_manifest};
 use crate::state::AppState;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::body::Body;
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
 use base64::Engine;
-use sha1::{Digest, Sha1};
+use thumbfarm_shared::store::ObjectMeta;
 use thumbfarm_shared::tokens::Subject;
 use thumbfarm_shared::AssetHash;
 
@@ -46,40 +47,24 @@ pub async fn serve(
         .as_deref()
         .ok_or(ThumbError::NoPlaceholder)?;
     let png = render_png(encoded).ok_or(ThumbError::NoPlaceholder)?;
-    let etag = format!("th-{}", hex_sha1(encoded.as_bytes()));
-    let mut response = if headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| etag_matches(v, &etag))
-    {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else if method == Method::HEAD {
-        let mut r = Response::new(axum::body::Body::empty());
-        r.headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(png.len()));
-        r
-    } else {
-        Response::new(axum::body::Body::from(png))
+    // The ETag follows from the ThumbHash, so it changes when it does.
+    let meta = ObjectMeta {
+        key: String::new(),
+        size: png.len() as u64,
+        etag: format!("th-{}", AssetHash::of_bytes(encoded.as_bytes())),
+        last_modified: None,
+        content_type: None,
     };
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
-        h.insert(header::ETAG, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&state.options().cache_control) {
-        h.insert(header::CACHE_CONTROL, v);
-    }
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    Ok(response)
-}
-
-fn hex_sha1(data: &[u8]) -> String {
-    Sha1::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let cache_control = &state.options().cache_control;
+    Ok(respond(
+        cache_control,
+        "image/png",
+        false,
+        &meta,
+        Body::from(png),
+        method,
+        headers,
+    ))
 }
 
 /// The PNG of a base64 ThumbHash; `None` when it does not decode.

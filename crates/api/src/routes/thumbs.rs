@@ -18,8 +18,8 @@
 //!
 //! No cookie is read or set.
 
+use crate::http::entity::{self, etag_matches};
 use crate::http::error::ThumbError;
-use crate::http::etag::etag_matches;
 use crate::http::negotiate::negotiate;
 use crate::metrics::WaitOutcome;
 use crate::routes::manifests::{cached_manifest, load_manifest, unavailable};
@@ -29,7 +29,7 @@ use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use std::sync::Arc;
@@ -250,34 +250,7 @@ pub(crate) fn failure_output(output: &str) -> &'static str {
     }
 }
 
-/// The headers every served thumbnail (200, 304, HEAD) carries (a
-/// negotiated one also `Vary: Accept`, see [`vary_on_accept`]).
-pub(crate) fn entity_headers(state: &AppState, meta: &ObjectMeta, headers: &mut HeaderMap) {
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", meta.etag.trim_matches('"'))) {
-        headers.insert(header::ETAG, v);
-    }
-    if let Some(modified) = meta.last_modified {
-        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(modified)) {
-            headers.insert(header::LAST_MODIFIED, v);
-        }
-    }
-    if let Ok(v) = HeaderValue::from_str(&state.options().cache_control) {
-        headers.insert(header::CACHE_CONTROL, v);
-    }
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-}
-
-/// Marks an answer whose format was chosen from `Accept`, so that caches
-/// keep one copy per format.
-fn vary_on_accept(headers: &mut HeaderMap) {
-    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
-}
-
-/// The answer for a thumbnail whose metadata is known: 304 when
-/// `If-None-Match` matches, headers only for HEAD, else `body`.
+/// [`entity::respond`] for a thumbnail of `target`.
 fn respond(
     state: &AppState,
     target: Rendition,
@@ -287,34 +260,16 @@ fn respond(
     method: &Method,
     headers: &HeaderMap,
 ) -> Response {
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| etag_matches(v, meta.etag.trim_matches('"')))
-    {
-        let mut response = StatusCode::NOT_MODIFIED.into_response();
-        entity_headers(state, meta, response.headers_mut());
-        if vary {
-            vary_on_accept(response.headers_mut());
-        }
-        return response;
-    }
-    let body = if method == Method::HEAD {
-        Body::empty()
-    } else {
-        body
-    };
-    let mut response = Response::new(body);
-    let h = response.headers_mut();
-    entity_headers(state, meta, h);
-    if vary {
-        vary_on_accept(h);
-    }
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(target.content_type()),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));
-    response
+    let cache_control = &state.options().cache_control;
+    entity::respond(
+        cache_control,
+        target.content_type(),
+        vary,
+        meta,
+        body,
+        method,
+        headers,
+    )
 }
 
 /// Answers from memory or the store when the thumbnail of `target` exists;

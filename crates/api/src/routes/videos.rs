@@ -12,14 +12,13 @@
 //! longer than `--video-wait-max-duration`, and otherwise answers 202 with
 //! `Retry-After`. A transcode that failed for good is 422 with the reason.
 
+use crate::http::entity::{entity_headers, etag_matches};
 use crate::http::error::{ThumbError, REASON_HEADER};
-use crate::http::etag::etag_matches;
 use crate::http::range::{
     content_range, if_range_holds, parse_range, unsatisfied_range, RangeRequest,
 };
 use crate::routes::manifests::cached_manifest;
 use crate::routes::manifests::unavailable;
-use crate::routes::thumbs::entity_headers;
 use crate::services::ondemand::Signal;
 use crate::state::AppState;
 use axum::body::Body;
@@ -209,7 +208,7 @@ async fn respond(
 ) -> Result<Response, ThumbError> {
     let etag = meta.etag.trim_matches('"').to_string();
     let mut base = HeaderMap::new();
-    entity_headers(state, &meta, &mut base);
+    entity_headers(&state.options().cache_control, &meta, &mut base);
     base.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if headers
         .get(header::IF_NONE_MATCH)
