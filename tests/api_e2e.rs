@@ -46,18 +46,6 @@ async fn ingest(client: &reqwest::Client, base: &str, path: &Path) -> AssetHash 
     hash
 }
 
-/// GETs `url`, retrying while the API answers 503 (render still running).
-async fn get_ready(client: &reqwest::Client, url: &str) -> reqwest::Response {
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let resp = client.get(url).send().await.expect("request");
-        if resp.status() != 503 || std::time::Instant::now() > deadline {
-            return resp;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 /// Requests every size and checks status, type and decoded pixel size
 /// against the shared geometry for a `w`×`h` original; sizes above
 /// `dynamic_limit` must be refused.
@@ -70,7 +58,7 @@ async fn check_every_size(
 ) {
     for size in Size::ALL {
         let url = format!("{base}/api/v1/t/{hash}/public/{}", size.name());
-        let resp = get_ready(client, &url).await;
+        let resp = get_ready(client, &url, &[]).await;
         if size.long_side() > dynamic_limit {
             assert_eq!(resp.status(), 404, "{size} is above the dynamic limit");
             assert!(resp.headers().get("x-thumbfarm-reason").is_some());
@@ -169,7 +157,12 @@ async fn single_machine_mode_serves_every_size() {
     let square = ingest(&client, &base, &corpus.join("seed/orange_square.jpg")).await;
     check_every_size(&client, &base, &square, (331, 331), 4096).await;
     let heic = ingest(&client, &base, &corpus.join("seed/iphone_7.heic")).await;
-    let resp = get_ready(&client, &format!("{base}/api/v1/t/{heic}/public/fit_720")).await;
+    let resp = get_ready(
+        &client,
+        &format!("{base}/api/v1/t/{heic}/public/fit_720"),
+        &[],
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let img = image::load_from_memory(&resp.bytes().await.expect("body")).expect("jpeg");
     // EXIF orientation 6 without irot: turned upright once.

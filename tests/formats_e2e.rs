@@ -10,7 +10,6 @@ mod common;
 
 use common::*;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY};
-use std::time::Duration;
 use thumbfarm_shared::renditions::{OutputFormat, Rendition};
 use thumbfarm_shared::tokens::{SigningKey, Subject, TokenPolicy};
 use thumbfarm_shared::{AssetHash, Size};
@@ -95,25 +94,6 @@ fn near(p: image::Rgb<u8>, want: [u8; 3], what: &str) {
             .max()
             .unwrap_or(0);
     assert!(d <= 28, "{what}: {:?} is not near {want:?}", p.0);
-}
-
-async fn get_ready(
-    client: &reqwest::Client,
-    url: &str,
-    headers: &[(&str, &str)],
-) -> reqwest::Response {
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let mut req = client.get(url);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = req.send().await.expect("request");
-        if resp.status() != 503 || std::time::Instant::now() > deadline {
-            return resp;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
 }
 
 fn header(resp: &reqwest::Response, name: reqwest::header::HeaderName) -> String {

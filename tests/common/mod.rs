@@ -328,6 +328,27 @@ fn spawn_server(name: &str, api_key: &str, env: &[(&str, String)]) -> (Proc, Str
     )
 }
 
+/// GETs `url` with `headers`, again every half second while the API answers
+/// 503 (an on-demand render still running), for up to 90 s.
+pub async fn get_ready(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut req = client.get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request");
+        if resp.status() != 503 || Instant::now() > deadline {
+            return resp;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Waits until the API at `base` answers `/healthz`.
 pub async fn wait_healthy(client: &reqwest::Client, base: &str) {
     wait_until(Duration::from_secs(60), "the API to listen", || async {
