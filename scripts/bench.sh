@@ -28,3 +28,9 @@ python3 benches/compare_ffmpeg.py --runs 3 \
   ../shared/corpus/ext/video/pixel7_videoOnly_cleaned.mp4
 echo "## cached thumbnails over HTTP (wrk)"
 benches/load.sh
+echo "## cached thumbnails over HTTP, hot cache off (every hit reads the store)"
+CACHE_BYTES=0 benches/load.sh
+echo "## multi-replica load test: 3 API replicas behind nginx, 2 workers, RabbitMQ, S3"
+cargo run --release -q -p thumbfarm-e2e --example cluster_load -- --sim-config target/cluster-load-sim.json
+echo "## cluster simulation (benches/sim) of the same run, from the costs it measured"
+python3 benches/sim/sim.py --config target/cluster-load-sim.json --repeat 5

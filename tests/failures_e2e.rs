@@ -39,29 +39,6 @@ fn api_env(endpoint: &str, bucket: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Stores `bytes` as an original with a fresh manifest (what ingest does,
-/// without publishing the pre-generation jobs).
-async fn store_asset(store: &dyn Store, bytes: &[u8], ext: &str, media_type: &str) -> Manifest {
-    let hash = AssetHash::of_bytes(bytes);
-    let layout = KeyLayout::default();
-    let key = layout.original(&hash, ext);
-    store
-        .put(&key, Bytes::copy_from_slice(bytes), media_type)
-        .await
-        .expect("put original");
-    let source = SourceRef { bucket: None, key };
-    let manifest = Manifest::new(hash, source, media_type, bytes.len() as u64);
-    store
-        .put(
-            &layout.manifest(&hash),
-            manifest.to_json().into(),
-            "application/json",
-        )
-        .await
-        .expect("put manifest");
-    manifest
-}
-
 async fn read_manifest(store: &dyn Store, hash: &AssetHash) -> Manifest {
     let bytes = store
         .get(&KeyLayout::default().manifest(hash))

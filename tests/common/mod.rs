@@ -4,6 +4,9 @@
 //! the test.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod s3_proxy;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -524,4 +527,33 @@ pub fn synthetic_clip(dir: &Path, title: &str) -> PathBuf {
         .expect("run ffmpeg");
     assert!(status.success(), "ffmpeg made no test clip");
     path
+}
+
+/// Stores `bytes` as an original with a fresh manifest (what ingest does,
+/// without publishing the pre-generation jobs).
+pub async fn store_asset(
+    store: &dyn Store,
+    bytes: &[u8],
+    ext: &str,
+    media_type: &str,
+) -> thumbfarm_shared::manifest::Manifest {
+    let hash = AssetHash::of_bytes(bytes);
+    let layout = KeyLayout::default();
+    let key = layout.original(&hash, ext);
+    store
+        .put(&key, bytes::Bytes::copy_from_slice(bytes), media_type)
+        .await
+        .expect("put original");
+    let source = SourceRef { bucket: None, key };
+    let manifest =
+        thumbfarm_shared::manifest::Manifest::new(hash, source, media_type, bytes.len() as u64);
+    store
+        .put(
+            &layout.manifest(&hash),
+            manifest.to_json().into(),
+            "application/json",
+        )
+        .await
+        .expect("put manifest");
+    manifest
 }

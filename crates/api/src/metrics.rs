@@ -43,6 +43,7 @@ pub struct Metrics {
     waits: IntCounterVec,
     wait_duration: HistogramVec,
     jobs: IntCounterVec,
+    claims: IntCounterVec,
     ingests: IntCounterVec,
     queue_ready: IntGaugeVec,
     queue_unacked: IntGaugeVec,
@@ -119,6 +120,13 @@ impl Metrics {
             ),
             &["routing_key"],
         )?;
+        let claims = IntCounterVec::new(
+            Opts::new(
+                "thumbfarm_api_ondemand_claims_total",
+                "Cluster-wide claims of on-demand jobs, by outcome: taken (this replica publishes), held_elsewhere (another replica published it; this one waits for its event), error (broker did not answer; published anyway).",
+            ),
+            &["outcome"],
+        )?;
         let ingests = IntCounterVec::new(
             Opts::new(
                 "thumbfarm_ingest_total",
@@ -176,6 +184,7 @@ impl Metrics {
         registry.register(Box::new(waits.clone()))?;
         registry.register(Box::new(wait_duration.clone()))?;
         registry.register(Box::new(jobs.clone()))?;
+        registry.register(Box::new(claims.clone()))?;
         registry.register(Box::new(ingests.clone()))?;
         registry.register(Box::new(queue_ready.clone()))?;
         registry.register(Box::new(queue_unacked.clone()))?;
@@ -189,6 +198,7 @@ impl Metrics {
             waits,
             wait_duration,
             jobs,
+            claims,
             ingests,
             queue_ready,
             queue_unacked,
@@ -230,6 +240,11 @@ impl Metrics {
     /// `image` or `avc`).
     pub fn suppressed(&self, output: &str) {
         self.suppressed.with_label_values(&[output]).inc();
+    }
+
+    /// Records an on-demand job claim (`taken`, `held_elsewhere`, `error`).
+    pub fn claim(&self, outcome: &str) {
+        self.claims.with_label_values(&[outcome]).inc();
     }
 
     /// Records a published job.

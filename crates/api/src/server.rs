@@ -291,6 +291,12 @@ impl Server {
             }
             None => router(state.clone()),
         };
+        // Thumbnails are small answers: send them without waiting on Nagle.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
         let server = axum::serve(listener, app)
             .with_graceful_shutdown(stop.clone().cancelled_owned())
             .into_future();

@@ -261,7 +261,15 @@ impl LogArgs {
     /// Installs the global tracing subscriber (once; later calls do nothing).
     pub fn init(&self) {
         use tracing_subscriber::EnvFilter;
-        let filter = EnvFilter::try_new(&self.log).unwrap_or_else(|_| EnvFilter::new("info"));
+        let mut filter = EnvFilter::try_new(&self.log).unwrap_or_else(|_| EnvFilter::new("info"));
+        // lapin logs every channel the broker closes as an error; a refused
+        // claim (`Queue::claim`) closes one by design, and the adapter
+        // reports the channel failures that matter itself.
+        if !self.log.contains("lapin") {
+            if let Ok(quiet) = "lapin::channel=off".parse() {
+                filter = filter.add_directive(quiet);
+            }
+        }
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr);

@@ -713,3 +713,80 @@ async fn publish_and_consume_ride_through_a_broker_outage() {
     d.ack().await.expect("ack after the outage");
     q.ping().await.expect("ping after the outage");
 }
+
+#[tokio::test]
+async fn a_claim_has_one_holder_across_connections_until_released_expired_or_disconnected() {
+    let a = queue().await;
+    let b = queue().await;
+    let name = format!("test.{}", unique());
+    let lease = Duration::from_secs(60);
+
+    // One holder; in the holder's own process too.
+    let held = a.claim(&name, lease).await.expect("claim").expect("free");
+    assert!(
+        b.claim(&name, lease).await.expect("claim").is_none(),
+        "another connection"
+    );
+    assert!(
+        a.claim(&name, lease).await.expect("claim").is_none(),
+        "the same connection"
+    );
+    // A refused claim leaves the adapter working.
+    a.publish(Exchange::Events, "test.claims", b"{}")
+        .await
+        .expect("publish after a refused claim");
+
+    // Released: free for the other connection.
+    held.release().await;
+    let held = b
+        .claim(&name, lease)
+        .await
+        .expect("claim")
+        .expect("released");
+
+    // The holder's connection closes: its claims go with it.
+    assert_eq!(close_connections_named(b.connection_name()), 1);
+    drop(held);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let taken = loop {
+        if let Some(c) = a.claim(&name, lease).await.expect("claim") {
+            break c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "claim not freed by the disconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    drop(taken);
+
+    // A lease runs out at the broker without a release.
+    let short = format!("test.{}", unique());
+    let kept = a
+        .claim(&short, Duration::from_millis(500))
+        .await
+        .expect("claim")
+        .expect("free");
+    std::mem::forget(kept);
+    let c = queue().await;
+    assert!(c
+        .claim(&short, Duration::from_millis(500))
+        .await
+        .expect("claim")
+        .is_none());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if c.claim(&short, Duration::from_millis(500))
+            .await
+            .expect("claim")
+            .is_some()
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lease did not run out"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -82,7 +82,7 @@ pub struct ConsumerArgs {
     /// Jobs worked on at once (0: one per core).
     #[arg(long, env = "THUMBFARM_CONCURRENCY", default_value_t = 0)]
     pub concurrency: usize,
-    /// Unsettled deliveries per queue held by this worker.
+    /// Unsettled deliveries per queue held by this worker; never fewer than --concurrency (a job in progress is unsettled, so fewer would leave job slots idle during a backfill).
     #[arg(long, env = "THUMBFARM_PREFETCH", default_value_t = 2)]
     pub prefetch: u16,
     /// Seconds to finish the jobs in hand after SIGTERM.
@@ -325,6 +325,7 @@ impl ConsumerArgs {
             // The queue's limit; the binaries set it from --delivery-limit.
             delivery_limit: 5,
             isolation,
+            render_lease: Duration::from_secs(self.job_timeout + 30),
         })
     }
 }

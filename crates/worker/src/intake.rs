@@ -24,7 +24,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let concurrency = opts.concurrency.max(1);
-    let prefetch = opts.prefetch.max(1);
+    // A job in progress stays unsettled until it is done, so a queue's
+    // credit below the job slots would leave slots idle while that queue
+    // has work (a backfill on 2 of 4 slots).
+    let prefetch = opts
+        .prefetch
+        .max(u16::try_from(concurrency).unwrap_or(u16::MAX))
+        .max(1);
     let grace = Duration::from_secs(opts.grace_seconds);
     let ctx = Arc::new(Services {
         opts,

@@ -3,8 +3,8 @@
 //! running the worker in-process exposes them on its own `/metrics` too.
 
 use prometheus::{
-    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
-    HistogramVec, IntCounter, IntCounterVec, IntGauge, TextEncoder,
+    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec,
+    register_int_gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, TextEncoder,
 };
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -23,8 +23,15 @@ pub struct WorkerMetrics {
     pub bytes_in: IntCounter,
     /// Bytes of outputs written.
     pub bytes_out: IntCounter,
+    /// Outputs (thumbnails, transcodes) written.
+    pub outputs_written: IntCounter,
     /// Jobs being worked on now.
     pub in_flight: IntGauge,
+    /// Render jobs that found their asset being rendered by another job
+    /// and waited for it.
+    pub claim_waits: IntCounter,
+    /// How long those jobs waited.
+    pub claim_wait_seconds: Histogram,
 }
 
 const SECONDS_BUCKETS: &[f64] = &[
@@ -65,9 +72,22 @@ impl WorkerMetrics {
                 "thumbfarm_worker_bytes_out_total",
                 "Bytes of outputs written to the store"
             )?,
+            outputs_written: register_int_counter!(
+                "thumbfarm_worker_outputs_written_total",
+                "Thumbnails written to the store (a key written twice is a duplicate render)"
+            )?,
             in_flight: register_int_gauge!(
                 "thumbfarm_worker_jobs_in_flight",
                 "Jobs being worked on now"
+            )?,
+            claim_waits: register_int_counter!(
+                "thumbfarm_worker_render_claim_waits_total",
+                "Render jobs that found their asset being rendered by another job and waited for it"
+            )?,
+            claim_wait_seconds: register_histogram!(
+                "thumbfarm_worker_render_claim_wait_seconds",
+                "How long a render job waited for another job's render of the same asset",
+                SECONDS_BUCKETS.to_vec()
             )?,
         })
     }

@@ -22,7 +22,7 @@ pub struct WorkerOptions {
     pub queues: Vec<JobKind>,
     /// Jobs rendered at once (defaults to the number of cores).
     pub concurrency: usize,
-    /// Unsettled deliveries per queue.
+    /// Unsettled deliveries per queue (raised to `concurrency` when lower).
     pub prefetch: u16,
     /// Encoder settings and input limits.
     pub render: RenderOptions,
@@ -42,6 +42,10 @@ pub struct WorkerOptions {
     /// Renders, posters and transcodes run in supervised child processes
     /// (`--isolate-decoders`); `None`: in this process.
     pub isolation: Option<std::sync::Arc<crate::isolation::DecoderChildren>>,
+    /// How long a render holds its asset's cluster-wide claim at most (a
+    /// duplicate job waits that long for the first render): the render
+    /// time limit and a margin for the store.
+    pub render_lease: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -58,6 +62,7 @@ impl Default for WorkerOptions {
             transient_retry: Duration::from_secs(300),
             delivery_limit: 5,
             isolation: None,
+            render_lease: Duration::from_secs(150),
         }
     }
 }

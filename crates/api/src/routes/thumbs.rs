@@ -149,15 +149,33 @@ async fn serve_thumbnail(
     if !state.limits().allows_on_request(size) {
         return Err(ThumbError::AboveLimit);
     }
-    let mut manifest = cached_manifest(state, &hash).await?;
     let resolve = |m: &Manifest| {
         target_size(m, size).and_then(|t| Rendition::new(t, format).ok_or(ThumbError::UnknownSize))
     };
-    let mut target = resolve(&manifest)?;
     let vary = wanted.vary;
-    if let Some(response) = try_serve(state, &hash, target, vary, method, headers).await? {
+    // One store request per hit: a rendition is stored under its own name
+    // unless the original is too small for it, so without the manifest in
+    // memory the rendition asked for is tried first, and the manifest is
+    // read only when it is not there (a miss, or a size served as another).
+    let remembered = state.cache().manifest(&hash);
+    let first_try = match &remembered {
+        Some(m) => resolve(m)?,
+        None => wanted.rendition,
+    };
+    if let Some(response) = try_serve(state, &hash, first_try, vary, method, headers).await? {
         state.metrics().cache(true);
         return Ok(response);
+    }
+    let mut manifest = match remembered {
+        Some(m) => m,
+        None => cached_manifest(state, &hash).await?,
+    };
+    let mut target = resolve(&manifest)?;
+    if target != first_try {
+        if let Some(response) = try_serve(state, &hash, target, vary, method, headers).await? {
+            state.metrics().cache(true);
+            return Ok(response);
+        }
     }
     state.metrics().cache(false);
 
@@ -322,7 +340,10 @@ async fn try_serve(
             .try_collect()
             .await
             .map_err(|e| unavailable(state, "reading thumbnail", e))?;
-        let body = bytes::Bytes::from(chunks.concat());
+        let body = match <[bytes::Bytes; 1]>::try_from(chunks) {
+            Ok([one]) => one,
+            Err(chunks) => bytes::Bytes::from(chunks.concat()),
+        };
         let meta = Arc::new(meta);
         state.cache().put_thumb(
             &key,

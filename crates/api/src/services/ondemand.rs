@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use thumbfarm_shared::manifest::Manifest;
 use thumbfarm_shared::messages::Event;
-use thumbfarm_shared::queue::{EventStream, Queue, QueueError};
+use thumbfarm_shared::queue::{Claim, EventStream, Queue, QueueError};
 use thumbfarm_shared::renditions::Rendition;
 use thumbfarm_shared::AssetHash;
 use tokio::sync::watch;
@@ -44,6 +44,9 @@ pub enum Signal {
 struct Inflight {
     id: u64,
     tx: watch::Sender<Signal>,
+    /// The cluster-wide claims of the renditions this replica published
+    /// jobs for: released when the entry goes (its event came).
+    claims: Vec<Claim>,
     /// The renditions requested from the worker so far.
     sizes: Vec<Rendition>,
     /// Whether `sizes` were resolved for the original (its dimensions were known).
@@ -219,6 +222,23 @@ impl std::fmt::Debug for Coordinator {
 /// Above this many entries, stale ones are purged when a new one is added.
 const PURGE_ABOVE: usize = 1024;
 
+/// What [`Coordinator::claim`] found.
+enum ClaimOutcome {
+    /// This replica publishes the job.
+    Taken(Claim),
+    /// Another replica published it.
+    HeldElsewhere,
+    /// The broker did not answer: publish (a duplicate is skipped by the
+    /// worker that finds the outputs stored).
+    Unknown,
+}
+
+/// The claim name of the on-demand job for `target` of `hash`: the
+/// idempotency key of a miss across the cluster.
+pub fn claim_name(hash: &AssetHash, target: Rendition) -> String {
+    format!("ondemand.{hash}.{}", target.name())
+}
+
 /// The binding keys the coordinator subscribes to.
 pub const BINDINGS: [&str; 3] = ["rendered.*", "transcoded.*", "failed.*"];
 
@@ -301,6 +321,8 @@ impl Coordinator {
             });
         }
         // What to publish, decided under the lock; published after it.
+        // Claims this replica gives up before publishing again.
+        let mut stale = Vec::new();
         let (ticket, job, id) = {
             let mut map = self.shared.lock();
             match map.get_mut(&hash) {
@@ -308,6 +330,7 @@ impl Coordinator {
                     let rx = entry.tx.subscribe();
                     if entry.published.elapsed() > self.republish_after {
                         tracing::info!(%hash, "on-demand job without an event; publishing it again");
+                        stale = std::mem::take(&mut entry.claims);
                         let job = jobs::ondemand_job(&self.pregen, manifest, target);
                         entry.published = Instant::now();
                         entry.resolved = manifest.has_dimensions();
@@ -360,6 +383,7 @@ impl Coordinator {
                         Inflight {
                             id,
                             tx,
+                            claims: Vec::new(),
                             sizes: job.sizes().to_vec(),
                             resolved: manifest.has_dimensions(),
                             published: Instant::now(),
@@ -379,14 +403,40 @@ impl Coordinator {
         let Some(job) = job else {
             return Ok(ticket);
         };
+        for claim in stale {
+            claim.release().await;
+        }
+        // Listening first: the event of the job, whoever publishes it, must
+        // find this replica subscribed.
         let result = match self.ensure_listening().await {
-            Ok(()) => job.publish(self.queue.as_ref()).await,
             Err(e) => Err(e),
+            Ok(()) => match self.claim(&hash, target).await {
+                ClaimOutcome::HeldElsewhere => {
+                    // Another replica published this job: its event wakes
+                    // the waiters here too. If none comes, the next request
+                    // after `republish_after` claims again (the lease has
+                    // run out by then).
+                    tracing::debug!(%hash, %target, "on-demand job published by another replica");
+                    return Ok(Ticket {
+                        rx: ticket.rx,
+                        published: false,
+                    });
+                }
+                ClaimOutcome::Taken(claim) => {
+                    job.publish(self.queue.as_ref()).await.map(|()| Some(claim))
+                }
+                ClaimOutcome::Unknown => job.publish(self.queue.as_ref()).await.map(|()| None),
+            },
         };
         match result {
-            Ok(()) => {
+            Ok(claim) => {
                 self.metrics.job_published(job.routing_key());
                 tracing::debug!(%hash, %target, "published on-demand job");
+                if let Some(claim) = claim {
+                    if let Some(entry) = self.shared.lock().get_mut(&hash).filter(|e| e.id == id) {
+                        entry.claims.push(claim);
+                    }
+                }
                 Ok(ticket)
             }
             Err(e) => {
@@ -401,6 +451,29 @@ impl Coordinator {
                     }
                 }
                 Err(e)
+            }
+        }
+    }
+
+    /// Takes the cluster-wide claim on the on-demand job for `target` of
+    /// `hash`, held until this replica's entry for the asset goes, or for
+    /// `republish_after` at most.
+    async fn claim(&self, hash: &AssetHash, target: Rendition) -> ClaimOutcome {
+        let name = claim_name(hash, target);
+        match self.queue.claim(&name, self.republish_after).await {
+            Ok(Some(claim)) => {
+                self.metrics.claim("taken");
+                ClaimOutcome::Taken(claim)
+            }
+            Ok(None) => {
+                self.metrics.claim("held_elsewhere");
+                ClaimOutcome::HeldElsewhere
+            }
+            Err(e) => {
+                // A duplicate job costs a skipped render at worst.
+                tracing::warn!(%hash, %target, error = %e, "claiming the on-demand job failed; publishing it anyway");
+                self.metrics.claim("error");
+                ClaimOutcome::Unknown
             }
         }
     }
@@ -538,6 +611,7 @@ mod tests {
             Inflight {
                 id: 1,
                 tx,
+                claims: Vec::new(),
                 sizes: sizes.into_iter().map(Rendition::from).collect(),
                 resolved,
                 published: Instant::now(),
@@ -609,6 +683,93 @@ mod tests {
             reason: "x".into(),
             permanent: true,
         });
+    }
+
+    #[tokio::test]
+    async fn one_job_per_miss_across_replicas_sharing_a_broker() {
+        use thumbfarm_shared::messages::SourceRef;
+        use thumbfarm_shared::queue::{MemoryQueue, QueueName};
+        use thumbfarm_shared::renditions::OutputFormat;
+        use thumbfarm_shared::SizeLimits;
+        let broker = Arc::new(MemoryQueue::new(5));
+        let queue: Arc<dyn Queue> = broker.clone();
+        let pregen = jobs::Pregeneration::new(SizeLimits::default(), &[OutputFormat::Jpeg]);
+        let replica = || {
+            let metrics = Arc::new(Metrics::new().expect("metrics"));
+            let c = Coordinator::new(
+                Arc::clone(&queue),
+                pregen.clone(),
+                Duration::from_secs(10),
+                Arc::clone(&metrics),
+            );
+            (c, metrics)
+        };
+        let (first, first_metrics) = replica();
+        let (second, second_metrics) = replica();
+        let hash = AssetHash::of_bytes(b"one job");
+        let source = SourceRef {
+            bucket: None,
+            key: "originals/x.jpg".into(),
+        };
+        let manifest = Manifest::new(hash, source, "image/jpeg", 10);
+        let target = Rendition::from(Size::Fit2560);
+
+        let a = first.request(&manifest, target).await.expect("first");
+        let b = second.request(&manifest, target).await.expect("second");
+        assert!(a.published, "the first replica publishes");
+        assert!(!b.published, "the second waits for the first's job");
+        let stats = queue.stats().await.expect("stats");
+        let ondemand = stats
+            .iter()
+            .find(|q| q.queue == QueueName::RenderOnDemand.name())
+            .expect("on-demand queue");
+        assert_eq!(ondemand.ready, 1, "one job for two replicas");
+        assert!(first_metrics
+            .render()
+            .contains("thumbfarm_api_ondemand_claims_total{outcome=\"taken\"} 1"));
+        assert!(second_metrics
+            .render()
+            .contains("thumbfarm_api_ondemand_claims_total{outcome=\"held_elsewhere\"} 1"));
+
+        // The job's event wakes both; the claim goes with the first's entry.
+        let (mut a, mut b) = (a, b);
+        publish_rendered(queue.as_ref(), hash, target).await;
+        let wait = Duration::from_secs(5);
+        let woke = tokio::time::timeout(wait, a.next())
+            .await
+            .expect("first woken");
+        assert!(matches!(woke, Signal::Rendered(_)), "{woke:?}");
+        let woke = tokio::time::timeout(wait, b.next())
+            .await
+            .expect("second woken");
+        assert!(matches!(woke, Signal::Rendered(_)), "{woke:?}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while queue
+            .claim(&claim_name(&hash, target), Duration::from_secs(1))
+            .await
+            .expect("claim")
+            .is_none()
+        {
+            assert!(tokio::time::Instant::now() < deadline, "claim not released");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn publish_rendered(queue: &dyn Queue, hash: AssetHash, target: Rendition) {
+        let event = Event::Rendered {
+            v: V1,
+            hash,
+            sizes: vec![target],
+            thumbhash: None,
+        };
+        thumbfarm_shared::queue::publish_json(
+            queue,
+            thumbfarm_shared::queue::Exchange::Events,
+            &format!("rendered.{hash}"),
+            &event,
+        )
+        .await
+        .expect("publish event");
     }
 
     #[test]

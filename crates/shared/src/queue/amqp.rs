@@ -10,6 +10,7 @@
 //! consumer and event stream has a channel of its own, reopened on the
 //! current connection when its stream breaks.
 
+use super::claims::LocalClaims;
 use super::interface::*;
 use super::topology::{Exchange, QueueName};
 use async_trait::async_trait;
@@ -44,6 +45,10 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Longest dead-letter reason header, in bytes.
 const MAX_REASON_BYTES: usize = 1000;
+/// How long a claim waits for a connection before giving up.
+const CLAIM_TIMEOUT: Duration = Duration::from_secs(5);
+/// Claims are exclusive queues named with this prefix.
+const CLAIM_QUEUE_PREFIX: &str = "thumbfarm.claim.";
 /// The quorum-queue header counting earlier deliveries.
 const DELIVERY_COUNT_HEADER: &str = "x-delivery-count";
 
@@ -84,6 +89,9 @@ struct Shared {
     reconnecting: Mutex<()>,
     generation: AtomicU64,
     last_error: std::sync::Mutex<String>,
+    /// Claims held by this process (the broker does not keep one
+    /// connection's users apart).
+    claims: LocalClaims,
 }
 
 impl AmqpQueue {
@@ -102,6 +110,7 @@ impl AmqpQueue {
             reconnecting: Mutex::new(()),
             generation: AtomicU64::new(0),
             last_error: std::sync::Mutex::new(String::new()),
+            claims: LocalClaims::default(),
         });
         shared.live_within(INITIAL_CONNECT_TIMEOUT).await?;
         Ok(AmqpQueue { shared })
@@ -810,6 +819,33 @@ impl Queue for AmqpQueue {
         Ok(Box::new(AmqpEvents { inner }))
     }
 
+    async fn claim(&self, name: &str, lease: Duration) -> Result<Option<Claim>, QueueError> {
+        let Some(ticket) = self.shared.claims.take(name, lease) else {
+            return Ok(None);
+        };
+        let queue = claim_queue(name);
+        match self.shared.declare_claim(&queue, lease).await {
+            Ok(Some(owner)) => {
+                let release = AmqpRelease {
+                    shared: self.shared.clone(),
+                    name: name.to_string(),
+                    queue,
+                    ticket,
+                    owner,
+                };
+                Ok(Some(Claim::new(name, Box::new(release))))
+            }
+            Ok(None) => {
+                self.shared.claims.give_back(name, ticket);
+                Ok(None)
+            }
+            Err(e) => {
+                self.shared.claims.give_back(name, ticket);
+                Err(e)
+            }
+        }
+    }
+
     async fn stats(&self) -> Result<Vec<QueueStats>, QueueError> {
         let live = self.shared.live_within(OPERATION_TIMEOUT).await?;
         let channel = live
@@ -857,6 +893,87 @@ impl Queue for AmqpQueue {
             redact_url(&self.shared.settings.url),
             self.shared.settings.delivery_limit
         )
+    }
+}
+
+/// The broker queue that stands for the claim `name`.
+fn claim_queue(name: &str) -> String {
+    format!("{CLAIM_QUEUE_PREFIX}{name}")
+}
+
+/// The AMQP reply code of an exclusive queue owned by another connection.
+const RESOURCE_LOCKED: u16 = 405;
+
+impl Shared {
+    /// Declares the exclusive queue `queue` (the claim) expiring after
+    /// `lease`: the connection that owns it, or `None` when another
+    /// connection owns it already. Each attempt uses a channel
+    /// of its own, since the broker closes the channel of a refused declare.
+    async fn declare_claim(
+        &self,
+        queue: &str,
+        lease: Duration,
+    ) -> Result<Option<std::sync::Weak<Connection>>, QueueError> {
+        let live = self.live_within(CLAIM_TIMEOUT).await?;
+        let channel = live
+            .connection
+            .create_channel()
+            .await
+            .map_err(|e| lapin_unavailable("claim channel", e))?;
+        let mut args = FieldTable::default();
+        let millis = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX).max(1);
+        args.insert("x-expires".into(), AMQPValue::LongLongInt(millis));
+        let declared = channel
+            .queue_declare(
+                queue,
+                QueueDeclareOptions {
+                    exclusive: true,
+                    durable: false,
+                    auto_delete: false,
+                    ..QueueDeclareOptions::default()
+                },
+                args,
+            )
+            .await;
+        match declared {
+            Ok(_) => {
+                let _ = channel.close(200, "claimed").await;
+                Ok(Some(Arc::downgrade(&live.connection)))
+            }
+            Err(lapin::Error::ProtocolError(e)) if e.get_id() == RESOURCE_LOCKED => Ok(None),
+            Err(e) => {
+                let _ = channel.close(200, "claim failed").await;
+                Err(lapin_unavailable(&format!("claiming {queue}"), e))
+            }
+        }
+    }
+}
+
+/// Gives an AMQP claim back: deletes its queue while the connection that
+/// owns it is open (a closed one took it along; a queue that another
+/// connection owns by now, after the lease, cannot be deleted from here).
+struct AmqpRelease {
+    shared: Arc<Shared>,
+    name: String,
+    queue: String,
+    ticket: u64,
+    owner: std::sync::Weak<Connection>,
+}
+
+#[async_trait]
+impl ReleaseClaim for AmqpRelease {
+    async fn release(self: Box<Self>) {
+        if let Some(connection) = self.owner.upgrade() {
+            if connection.status().connected() {
+                if let Ok(channel) = connection.create_channel().await {
+                    if let Err(e) = channel.queue_delete(&self.queue, Default::default()).await {
+                        tracing::debug!(queue = %self.queue, error = %e, "amqp: releasing a claim failed; its lease ends it");
+                    }
+                    let _ = channel.close(200, "released").await;
+                }
+            }
+        }
+        self.shared.claims.give_back(&self.name, self.ticket);
     }
 }
 

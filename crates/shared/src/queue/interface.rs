@@ -3,6 +3,7 @@
 use super::topology::{Exchange, QueueName};
 use async_trait::async_trait;
 use serde::Serialize;
+use std::time::Duration;
 
 /// The header carrying the reason a message was dead-lettered.
 pub const REASON_HEADER: &str = "x-thumbfarm-reason";
@@ -129,6 +130,62 @@ pub struct QueueStats {
     pub consumers: u32,
 }
 
+/// A cluster-wide claim on a name, held by this process until it is
+/// released, dropped, or its lease runs out: while it is held, every other
+/// [`Queue::claim`] of the same name, in this process or any other on the
+/// same broker, answers `None`. The idempotency key of on-demand jobs (one
+/// job per miss across API replicas) and of renders (one render of an asset
+/// at a time across workers). A holder that dies loses its claims with its
+/// broker connection.
+pub struct Claim {
+    name: String,
+    release: Option<Box<dyn ReleaseClaim>>,
+}
+
+impl std::fmt::Debug for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claim").field("name", &self.name).finish()
+    }
+}
+
+impl Claim {
+    pub(crate) fn new(name: &str, release: Box<dyn ReleaseClaim>) -> Self {
+        Claim {
+            name: name.to_string(),
+            release: Some(release),
+        }
+    }
+
+    /// The claimed name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Gives the claim up now (dropping it does the same in the background).
+    pub async fn release(mut self) {
+        if let Some(release) = self.release.take() {
+            release.release().await;
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            // Outside a runtime the lease ends it.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(release.release());
+            }
+        }
+    }
+}
+
+/// Gives a claim up; implemented by each queue backend.
+#[async_trait]
+pub(crate) trait ReleaseClaim: Send + Sync {
+    async fn release(self: Box<Self>);
+}
+
 /// The messaging side of thumbfarm.
 #[async_trait]
 pub trait Queue: Send + Sync + 'static {
@@ -151,6 +208,11 @@ pub trait Queue: Send + Sync + 'static {
     /// Subscribes to `thumbfarm.events` with a binding key (`rendered.*`,
     /// `#`): an exclusive, auto-delete queue private to this subscriber.
     async fn subscribe(&self, binding_key: &str) -> Result<Box<dyn EventStream>, QueueError>;
+
+    /// Takes the cluster-wide claim `name` (letters, digits, `._-:`) for
+    /// at most `lease`; `Ok(None)` while someone else holds it. A name is
+    /// always claimed with the same lease.
+    async fn claim(&self, name: &str, lease: Duration) -> Result<Option<Claim>, QueueError>;
 
     /// Depths of every thumbfarm queue (including `thumbfarm.dead`).
     async fn stats(&self) -> Result<Vec<QueueStats>, QueueError>;

@@ -16,6 +16,7 @@
 //! - events go to every subscriber whose binding key matches
 //!   ([`topic_matches`]).
 
+use super::claims::LocalClaims;
 use super::interface::*;
 use super::topology::topic_matches;
 use super::topology::{Exchange, QueueName};
@@ -23,6 +24,7 @@ use async_trait::async_trait;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// The reason given to messages retried past the delivery limit.
@@ -33,6 +35,21 @@ const EVENT_BUFFER: usize = 4096;
 /// An in-process queue with broker semantics.
 pub struct MemoryQueue {
     inner: Arc<Inner>,
+    claims: LocalClaims,
+}
+
+/// Gives back an in-process claim.
+struct LocalRelease {
+    claims: LocalClaims,
+    name: String,
+    ticket: u64,
+}
+
+#[async_trait]
+impl ReleaseClaim for LocalRelease {
+    async fn release(self: Box<Self>) {
+        self.claims.give_back(&self.name, self.ticket);
+    }
 }
 
 struct Inner {
@@ -96,6 +113,7 @@ impl MemoryQueue {
                 delivery_limit,
                 state: Mutex::new(state),
             }),
+            claims: LocalClaims::default(),
         }
     }
 
@@ -464,6 +482,18 @@ impl Queue for MemoryQueue {
             tx,
         });
         Ok(Box::new(MemoryEvents { rx }))
+    }
+
+    async fn claim(&self, name: &str, lease: Duration) -> Result<Option<Claim>, QueueError> {
+        let Some(ticket) = self.claims.take(name, lease) else {
+            return Ok(None);
+        };
+        let release = LocalRelease {
+            claims: self.claims.clone(),
+            name: name.to_string(),
+            ticket,
+        };
+        Ok(Some(Claim::new(name, Box::new(release))))
     }
 
     async fn stats(&self) -> Result<Vec<QueueStats>, QueueError> {

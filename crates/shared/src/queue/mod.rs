@@ -3,6 +3,7 @@
 //! The topology is docs/contracts.md §5; see [`topology`].
 
 mod amqp;
+mod claims;
 mod interface;
 mod memory;
 pub mod topology;

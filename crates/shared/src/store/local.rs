@@ -25,6 +25,18 @@ const TMP_PREFIX: &str = ".tmp-";
 
 /// Size of the chunks a streamed body is read in.
 const CHUNK_SIZE: usize = 64 * 1024;
+/// Objects up to this size are read whole when opened for streaming.
+const INLINE_READ_BYTES: u64 = 1024 * 1024;
+/// Objects up to this size (thumbnails up to about fit_1280) are read on
+/// the async runtime's own thread.
+const RUNTIME_READ_BYTES: u64 = 256 * 1024;
+
+/// An object opened for [`Store::get_stream`]: read whole, or a file to
+/// stream `len` bytes from.
+enum Opened {
+    Read(Bytes),
+    File(fs::File, u64),
+}
 
 /// A store under a local directory.
 pub struct LocalStore {
@@ -153,6 +165,20 @@ fn open_object(key: &str, path: &Path) -> Result<(fs::File, fs::Metadata), Store
         return Err(StoreError::NotFound(key.to_string()));
     }
     Ok((file, md))
+}
+
+/// Reads a whole object of at most [`RUNTIME_READ_BYTES`] on the calling
+/// thread, as nginx reads from the page cache in its event loop: for a
+/// thumbnail, a hop to the blocking pool costs more than the read itself.
+/// `None` for a larger object (read it off the runtime).
+fn read_small(key: &str, path: &Path) -> Result<Option<(fs::Metadata, Bytes)>, StoreError> {
+    let (file, md) = open_object(key, path)?;
+    if md.len() > RUNTIME_READ_BYTES {
+        return Ok(None);
+    }
+    let mut buf = Vec::with_capacity(usize::try_from(md.len()).unwrap_or(0));
+    file.take(md.len()).read_to_end(&mut buf)?;
+    Ok(Some((md, Bytes::from(buf))))
 }
 
 /// Creates a new temporary file in `dir`, creating the directory when needed
@@ -468,8 +494,14 @@ impl Store for LocalStore {
         range: Option<ByteRange>,
     ) -> Result<(ObjectMeta, ByteStream), StoreError> {
         let path = self.resolve(key)?;
+        if range.is_none() {
+            if let Some((md, bytes)) = read_small(key, &path)? {
+                let meta = meta_of(key, &md, None);
+                return Ok((meta, futures::stream::once(async { Ok(bytes) }).boxed()));
+            }
+        }
         let owned_key = key.to_string();
-        let (file, md, len) = blocking(move || {
+        let (opened, md) = blocking(move || {
             let (mut file, md) = open_object(&owned_key, &path)?;
             let size = md.len();
             let (start, len) = match range {
@@ -488,10 +520,24 @@ impl Store for LocalStore {
             if start > 0 {
                 file.seek(SeekFrom::Start(start))?;
             }
-            Ok((file, md, len))
+            // A small object (every thumbnail but the largest) is read in
+            // this same blocking call: one hop off the runtime per request
+            // instead of one per chunk.
+            if len <= INLINE_READ_BYTES {
+                let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+                file.take(len).read_to_end(&mut buf)?;
+                return Ok((Opened::Read(Bytes::from(buf)), md));
+            }
+            Ok((Opened::File(file, len), md))
         })
         .await?;
         let meta = meta_of(key, &md, None);
+        let (file, len) = match opened {
+            Opened::Read(bytes) => {
+                return Ok((meta, futures::stream::once(async { Ok(bytes) }).boxed()))
+            }
+            Opened::File(file, len) => (file, len),
+        };
         let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), len);
         let stream =
             ReaderStream::with_capacity(reader, CHUNK_SIZE).map(|r| r.map_err(StoreError::from));

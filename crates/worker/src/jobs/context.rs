@@ -16,7 +16,8 @@ pub struct JobContext<'a> {
     pub opts: &'a WorkerOptions,
     /// Where originals are read and outputs written.
     pub store: &'a dyn Store,
-    /// Where progress events go (`None`: no progress events).
+    /// Where progress events go and render claims are taken (`None`:
+    /// neither, for tools and tests).
     pub queue: Option<&'a dyn Queue>,
     /// The process-wide metrics.
     pub metrics: &'static WorkerMetrics,

@@ -3,8 +3,10 @@
 //! original the same way ([`original`]), merge into the manifest the same
 //! way ([`manifest`]) and fail the same way ([`WorkError`]: permanent or
 //! transient). Settling the delivery is not their business (`settle.rs`).
-//! The render job also pairs Apple Live Photos ([`live_photo`]).
+//! The render job also pairs Apple Live Photos ([`live_photo`]), and renders
+//! of one asset run one at a time across the cluster ([`asset_claim`]).
 
+mod asset_claim;
 mod context;
 mod live_photo;
 mod manifest;

@@ -3,6 +3,7 @@
 //! video), the outputs, the ThumbHash and the manifest into the store.
 //! Outputs that already exist are skipped, so a redelivered job is harmless.
 
+use super::asset_claim;
 use super::context::JobContext;
 use super::live_photo::{link_photo_manifest, link_to, record_half, Half, HalfRecord};
 use super::manifest::{merge_manifest, read_manifest, OriginalFacts};
@@ -63,6 +64,15 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
         ));
     }
 
+    // One render of an asset at a time across the cluster: a duplicate
+    // waits here for the first, then finds its outputs stored below.
+    let started = std::time::Instant::now();
+    let mut phases = Phases::start();
+    let _claim = match job.hash {
+        Some(hash) => asset_claim::hold(ctx, &hash).await,
+        None => None,
+    };
+
     // With a known hash: do nothing for an asset whose render failed for
     // good (until that failure is cleared), and skip the download when every
     // output is already stored.
@@ -107,7 +117,9 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
     } else {
         opts.render.max_file_size
     };
+    phases.mark("claim_and_check");
     let original = fetch_original(ctx, &job.source, max_bytes).await?;
+    phases.mark("fetch");
     let hash = match job.hash {
         Some(h) => h,
         None => hash_file(&original.path).await?,
@@ -153,6 +165,7 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
         .with_label_values(&[result.media_type])
         .observe(result.decode_millis / 1000.0);
 
+    phases.mark("render");
     let stored: Vec<Rendition> = result.outputs.iter().map(|o| o.rendition()).collect();
     let existing: Vec<Rendition> = if job.force {
         Vec::new()
@@ -193,8 +206,10 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
         })
         .await?;
         ctx.metrics.bytes_out.inc_by(out.bytes.len() as u64);
+        ctx.metrics.outputs_written.inc();
         written.push(rendition);
     }
+    phases.mark("store_outputs");
     let thumbhash = result
         .thumbhash
         .as_ref()
@@ -224,6 +239,8 @@ pub async fn render_job(ctx: &JobContext<'_>, job: &RenderJob) -> Result<RenderO
     })
     .await?;
 
+    phases.mark("manifest");
+    tracing::debug!(%hash, total_ms = started.elapsed().as_millis() as u64, phases = %phases, "render job timings");
     Ok(RenderOutcome {
         hash,
         stored,
@@ -250,4 +267,36 @@ async fn missing_outputs(
         }
     }
     Ok(missing)
+}
+
+/// Where a render job's time went, for the debug log.
+struct Phases {
+    last: std::time::Instant,
+    spent: Vec<(&'static str, u128)>,
+}
+
+impl Phases {
+    fn start() -> Self {
+        Phases {
+            last: std::time::Instant::now(),
+            spent: Vec::new(),
+        }
+    }
+
+    /// Ends the phase `name` (it began where the last one ended).
+    fn mark(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.spent
+            .push((name, now.duration_since(self.last).as_millis()));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, ms)) in self.spent.iter().enumerate() {
+            write!(f, "{}{name}={ms}ms", if i > 0 { " " } else { "" })?;
+        }
+        Ok(())
+    }
 }
