@@ -10,6 +10,8 @@
 //!   request 200, one job published across the cluster, one render.
 //! - Four identical render jobs taken by four workers at the same moment:
 //!   one renders, the others wait for it and skip.
+//! - The cluster simulator (`benches/sim/sim.py`) still agrees with queueing
+//!   theory on the cases where theory has an answer.
 
 mod common;
 
@@ -317,4 +319,23 @@ async fn duplicate_jobs_taken_at_once_wait_for_the_first_render() {
     assert_eq!((decoded.width(), decoded.height()), (2133, 1600));
     let dead = drain_dead().await;
     assert!(dead.is_empty(), "{dead:?}");
+}
+
+#[test]
+fn the_cluster_simulator_passes_its_queueing_theory_checks() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sim = root.join("benches/sim/sim.py");
+    assert!(sim.is_file(), "test input missing: {}", sim.display());
+    let out = std::process::Command::new("python3")
+        .arg(&sim)
+        .arg("--self-test")
+        .output()
+        .expect("python3 (make deps)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("self-test passed"), "{text}");
 }
