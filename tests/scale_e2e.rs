@@ -17,7 +17,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{metric_total, spawn_single_slot_workers};
+use common::cluster::{api_env, metric_total, spawn_single_slot_workers};
 use common::s3_proxy::{CountingProxy, S3Request};
 use common::*;
 use thumbfarm_shared::messages::{RenderJob, V1};
@@ -26,26 +26,6 @@ use thumbfarm_shared::sizes::Size;
 use thumbfarm_shared::{AssetHash, KeyLayout};
 
 const KEY: &str = "e2e-scale-key-0123456789";
-
-fn api_env(
-    endpoint: &str,
-    bucket: &str,
-    extra: &[(&'static str, &str)],
-) -> Vec<(&'static str, String)> {
-    let (key, secret) = s3_credentials();
-    let mut env = vec![
-        ("THUMBFARM_AMQP_URL", amqp_url()),
-        ("THUMBFARM_S3_BUCKET", bucket.to_string()),
-        ("THUMBFARM_S3_ENDPOINT", endpoint.to_string()),
-        ("THUMBFARM_S3_PATH_STYLE", "true".into()),
-        ("THUMBFARM_WAIT_TIMEOUT", "60".into()),
-        ("AWS_ACCESS_KEY_ID", key),
-        ("AWS_SECRET_ACCESS_KEY", secret),
-        ("AWS_REGION", "us-east-1".into()),
-    ];
-    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-    env
-}
 
 /// Waits until every worker's metrics answer (it is consuming by then).
 async fn wait_workers(client: &reqwest::Client, urls: &[String]) {

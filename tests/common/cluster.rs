@@ -422,6 +422,28 @@ impl LoadBalancer {
     }
 }
 
+/// The environment of an API replica on the broker and `bucket`, waiting
+/// up to 60 s for an on-demand render, plus `extra`.
+pub fn api_env(
+    endpoint: &str,
+    bucket: &str,
+    extra: &[(&'static str, &str)],
+) -> Vec<(&'static str, String)> {
+    let (key, secret) = s3_credentials();
+    let mut env = vec![
+        ("THUMBFARM_AMQP_URL", amqp_url()),
+        ("THUMBFARM_S3_BUCKET", bucket.to_string()),
+        ("THUMBFARM_S3_ENDPOINT", endpoint.to_string()),
+        ("THUMBFARM_S3_PATH_STYLE", "true".into()),
+        ("THUMBFARM_WAIT_TIMEOUT", "60".into()),
+        ("AWS_ACCESS_KEY_ID", key),
+        ("AWS_SECRET_ACCESS_KEY", secret),
+        ("AWS_REGION", "us-east-1".into()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    env
+}
+
 /// Workers with one job slot and prefetch 1, each exposing `/metrics` on a
 /// port of its own: the processes and their metrics URLs.
 pub fn spawn_single_slot_workers(
@@ -447,9 +469,9 @@ pub fn spawn_single_slot_workers(
     (procs, urls)
 }
 
-/// The sum of a series over several `/metrics` pages.
-pub async fn metric_total(client: &reqwest::Client, urls: &[String], series: &str) -> f64 {
-    let mut total = 0.0;
+/// The `/metrics` pages at `urls`.
+async fn metrics_pages(client: &reqwest::Client, urls: &[String]) -> Vec<String> {
+    let mut pages = Vec::with_capacity(urls.len());
     for url in urls {
         let text = client
             .get(url)
@@ -459,21 +481,34 @@ pub async fn metric_total(client: &reqwest::Client, urls: &[String], series: &st
             .text()
             .await
             .unwrap_or_default();
-        total += metric_value(&text, series);
+        pages.push(text);
     }
-    total
+    pages
+}
+
+/// The sum of a series over several `/metrics` pages.
+pub async fn metric_total(client: &reqwest::Client, urls: &[String], series: &str) -> f64 {
+    metrics_pages(client, urls)
+        .await
+        .iter()
+        .map(|text| metric_value(text, series))
+        .sum()
+}
+
+/// The `q` quantile of sorted samples (nearest rank; 0 when there are none).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * q).ceil() as usize).saturating_sub(1))
+        .copied()
+        .unwrap_or(0.0)
 }
 
 fn percentiles(mut ms: Vec<f64>) -> Latency {
-    if ms.is_empty() {
-        return Latency::default();
-    }
     ms.sort_by(f64::total_cmp);
-    let at = |q: f64| ms[((ms.len() as f64 * q).ceil() as usize).clamp(1, ms.len()) - 1];
     Latency {
         count: ms.len(),
-        p50_ms: at(0.50),
-        p99_ms: at(0.99),
+        p50_ms: quantile(&ms, 0.50),
+        p99_ms: quantile(&ms, 0.99),
     }
 }
 
@@ -482,13 +517,11 @@ const KEY: &str = "cluster-load-key-0123456789";
 /// p50, p90 and p99 of `samples`.
 fn quantiles(mut samples: Vec<f64>) -> (f64, f64, f64) {
     samples.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        samples
-            .get(((samples.len() as f64 * q).ceil() as usize).saturating_sub(1))
-            .copied()
-            .unwrap_or(0.0)
-    };
-    (at(0.5), at(0.9), at(0.99))
+    (
+        quantile(&samples, 0.5),
+        quantile(&samples, 0.9),
+        quantile(&samples, 0.99),
+    )
 }
 
 /// Times `n` runs of `op`.
@@ -573,23 +606,13 @@ fn cpu_seconds(pid: u32) -> f64 {
 /// The sum of every series of a metric family over several `/metrics`
 /// pages (`prefix` is the name up to and including `{`).
 async fn family_total(client: &reqwest::Client, urls: &[String], prefix: &str) -> f64 {
-    let mut total = 0.0;
-    for url in urls {
-        let text = client
-            .get(url)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"))
-            .text()
-            .await
-            .unwrap_or_default();
-        total += text
-            .lines()
-            .filter(|l| l.starts_with(prefix))
-            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-            .sum::<f64>();
-    }
-    total
+    metrics_pages(client, urls)
+        .await
+        .iter()
+        .flat_map(|text| text.lines())
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
 }
 
 /// Decode and render seconds the workers have spent so far (inside the
@@ -674,17 +697,7 @@ pub async fn run_load(cfg: &LoadConfig) -> LoadReport {
     let bucket = unique_bucket("load");
     let store = s3_store(&endpoint, &bucket).await;
     let (publish_confirm, claim) = measure_broker().await;
-    let (key, secret) = s3_credentials();
-    let env = vec![
-        ("THUMBFARM_AMQP_URL", amqp_url()),
-        ("THUMBFARM_S3_BUCKET", bucket.clone()),
-        ("THUMBFARM_S3_ENDPOINT", endpoint.clone()),
-        ("THUMBFARM_S3_PATH_STYLE", "true".into()),
-        ("THUMBFARM_WAIT_TIMEOUT", "60".into()),
-        ("AWS_ACCESS_KEY_ID", key),
-        ("AWS_SECRET_ACCESS_KEY", secret),
-        ("AWS_REGION", "us-east-1".into()),
-    ];
+    let env = api_env(&endpoint, &bucket, &[]);
     let apis: Vec<(Proc, String)> = (0..cfg.replicas).map(|_| spawn_api(KEY, &env)).collect();
     let (_workers, worker_metrics) = spawn_single_slot_workers(&endpoint, &bucket, cfg.workers);
     let client = reqwest::Client::builder()
