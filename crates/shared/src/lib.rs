@@ -17,6 +17,7 @@ pub mod animation;
 pub mod config;
 pub mod failure;
 pub mod hash;
+mod key_turns;
 pub mod keys;
 pub mod manifest;
 pub mod messages;

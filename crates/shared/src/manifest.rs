@@ -403,6 +403,10 @@ pub fn sniff_media_type(head: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// The writers of this process's manifest updates, one at a time per key.
+static MANIFEST_WRITERS: std::sync::LazyLock<crate::key_turns::KeyTurns> =
+    std::sync::LazyLock::new(Default::default);
+
 /// How many times [`update_manifest`] reads again after losing a race.
 const UPDATE_ATTEMPTS: usize = 24;
 
@@ -411,15 +415,19 @@ const UPDATE_ATTEMPTS: usize = 24;
 /// version read ([`Store::put_if`]), and on a conflict the manifest is read
 /// again and `apply` runs again. The write is read back, so that a store
 /// which ignores the condition cannot silently drop it either. `apply` must
-/// be idempotent. A missing manifest is made by `create` (`None`: leave it
-/// missing). Returns the manifest as read back after the write (the change
-/// in it, perhaps with a concurrent writer's), if one was written.
+/// be idempotent. Updates of one key within this process take turns. A
+/// missing manifest is made by `create` (`None`: leave it missing). Returns
+/// the manifest as read back after the write (the change in it, perhaps
+/// with a concurrent writer's), if one was written.
 pub async fn update_manifest(
     store: &dyn Store,
     key: &str,
     mut create: impl FnMut() -> Option<Manifest>,
     mut apply: impl FnMut(&mut Manifest),
 ) -> Result<Option<Manifest>, StoreError> {
+    // Writers in this process take turns on the key; the conditional write
+    // and the read-back below guard against writers in other processes.
+    let _turn = MANIFEST_WRITERS.take(key).await;
     for attempt in 0..UPDATE_ATTEMPTS {
         if attempt > 0 {
             // Lost a race: step aside for a random moment so that many

@@ -566,6 +566,12 @@ async fn conditional_writes_refuse_a_stale_version() {
     empty(&store).await;
 }
 
+/// 24 jobs of one process change one manifest at once: they take turns on
+/// the key, so none is lost on any server. (Writers in different processes
+/// rest on the server's conditional write, which AWS S3 and MinIO check in
+/// one step with the write; s3s-fs 0.14 checks `If-Match` before it starts
+/// writing, so two processes can both pass it. The refusal of a stale
+/// version is `conditional_writes_refuse_a_stale_version` above.)
 #[tokio::test]
 async fn concurrent_manifest_updates_lose_nothing() {
     use thumbfarm_shared::manifest::{update_manifest, Manifest, OutputInfo};

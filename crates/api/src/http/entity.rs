@@ -20,11 +20,12 @@ pub fn etag_matches(if_none_match: &HeaderValue, etag: &str) -> bool {
 
 /// The headers every served entity (200, 206, 304, HEAD) carries.
 pub fn entity_headers(cache_control: &str, meta: &ObjectMeta, headers: &mut HeaderMap) {
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", meta.etag.trim_matches('"'))) {
+    // From an owned String a HeaderValue keeps the buffer instead of copying.
+    if let Ok(v) = HeaderValue::try_from(format!("\"{}\"", meta.etag.trim_matches('"'))) {
         headers.insert(header::ETAG, v);
     }
     if let Some(modified) = meta.last_modified {
-        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(modified)) {
+        if let Ok(v) = HeaderValue::try_from(httpdate::fmt_http_date(modified)) {
             headers.insert(header::LAST_MODIFIED, v);
         }
     }

@@ -28,7 +28,7 @@ use crate::services::ondemand::Signal;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
@@ -41,14 +41,15 @@ use thumbfarm_shared::store::{ObjectMeta, StoreError};
 use thumbfarm_shared::tokens::{Subject, TokenPolicy};
 use thumbfarm_shared::AssetHash;
 
-/// The thumbnail handler.
+/// The thumbnail handler. It takes the request whole to read its method
+/// and headers in place (the `HeaderMap` extractor would copy them).
 pub async fn thumbnail(
     State(state): State<AppState>,
-    method: Method,
-    headers: HeaderMap,
     path: Result<Path<(String, String, String)>, PathRejection>,
+    request: Request,
 ) -> Response {
-    match serve_thumbnail(&state, &method, &headers, path).await {
+    let (head, _body) = request.into_parts();
+    match serve_thumbnail(&state, &head.method, &head.headers, path).await {
         Ok(response) => response,
         Err(e) => {
             if matches!(e, ThumbError::Unavailable { .. }) {

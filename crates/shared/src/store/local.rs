@@ -172,13 +172,31 @@ fn open_object(key: &str, path: &Path) -> Result<(fs::File, fs::Metadata), Store
 /// thumbnail, a hop to the blocking pool costs more than the read itself.
 /// `None` for a larger object (read it off the runtime).
 fn read_small(key: &str, path: &Path) -> Result<Option<(fs::Metadata, Bytes)>, StoreError> {
-    let (file, md) = open_object(key, path)?;
+    let (mut file, md) = open_object(key, path)?;
     if md.len() > RUNTIME_READ_BYTES {
         return Ok(None);
     }
-    let mut buf = Vec::with_capacity(usize::try_from(md.len()).unwrap_or(0));
-    file.take(md.len()).read_to_end(&mut buf)?;
-    Ok(Some((md, Bytes::from(buf))))
+    let bytes = read_up_to(&mut file, md.len())?;
+    Ok(Some((md, bytes)))
+}
+
+/// Reads up to `len` bytes from `file`'s position into a buffer of that
+/// size: one `read` for a file in the page cache (`read_to_end` without a
+/// size hint starts at 8 KiB and takes two or more), fewer bytes only when
+/// the file ends sooner.
+fn read_up_to(file: &mut fs::File, len: u64) -> io::Result<Bytes> {
+    let mut buf = vec![0; usize::try_from(len).map_err(io::Error::other)?];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(Bytes::from(buf))
 }
 
 /// Creates a new temporary file in `dir`, creating the directory when needed
@@ -441,9 +459,7 @@ impl Store for LocalStore {
         let key = key.to_string();
         blocking(move || {
             let (mut file, md) = open_object(&key, &path)?;
-            let mut buf = Vec::with_capacity(usize::try_from(md.len()).unwrap_or(0));
-            file.read_to_end(&mut buf)?;
-            Ok(Bytes::from(buf))
+            Ok(read_up_to(&mut file, md.len())?)
         })
         .await
     }
@@ -453,9 +469,7 @@ impl Store for LocalStore {
         let key = key.to_string();
         blocking(move || {
             let (mut file, md) = open_object(&key, &path)?;
-            let mut buf = Vec::with_capacity(usize::try_from(md.len()).unwrap_or(0));
-            file.read_to_end(&mut buf)?;
-            Ok((Bytes::from(buf), etag_of(&md)))
+            Ok((read_up_to(&mut file, md.len())?, etag_of(&md)))
         })
         .await
     }
@@ -524,9 +538,7 @@ impl Store for LocalStore {
             // this same blocking call: one hop off the runtime per request
             // instead of one per chunk.
             if len <= INLINE_READ_BYTES {
-                let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-                file.take(len).read_to_end(&mut buf)?;
-                return Ok((Opened::Read(Bytes::from(buf)), md));
+                return Ok((Opened::Read(read_up_to(&mut file, len)?), md));
             }
             Ok((Opened::File(file, len), md))
         })
